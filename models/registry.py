@@ -1,0 +1,254 @@
+"""MLflow registry wrapper: log, register, alias (with an audit log) and load batch models.
+
+A version is an XGBoost **Booster** (its pyfunc returns probabilities, unlike the sklearn
+wrapper's labels) whose signature is the ordered feature list of a Feast FeatureService. The
+version and its run carry the tags ``feature_service`` and ``feature_names`` (JSON list), the
+training windows, test metrics, ``reference_profile.json`` and ``model_card.md``.
+
+Aliases (``champion``, ``challenger``, ``shadow``) are the only way scorers pick a version.
+Every move goes through :meth:`ModelRegistry.set_alias`, which appends one JSON line to
+``state_dir/audit/model_aliases.jsonl``: when (UTC), actor, reason, previous and new version,
+metrics. The alias moves first; a failed audit write then raises rather than going unnoticed.
+
+The client is created lazily from ``Settings``. ``mlflow.xgboost.log_model`` and
+``load_model`` only work through MLflow's process-global URIs, so those are set right
+before each such call (never at import), to the settings of the registry making it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.xgboost
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from infra.errors import ModelError
+from infra.settings import Settings
+from models import audit
+from models.train import TrainResult
+from models.versions import LoadedModel, ModelVersionInfo, model_card
+
+__all__ = ["EXPERIMENT", "LoadedModel", "ModelRegistry", "ModelVersionInfo"]
+
+EXPERIMENT = "fraudstream"
+
+
+def _not_found(exc: MlflowException) -> bool:
+    """MLflow reports a missing alias as INVALID_PARAMETER_VALUE "... not found"."""
+    return exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+        exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in exc.message
+    )
+
+
+def _xgboost_requirement() -> str:
+    for dist in ("xgboost-cpu", "xgboost"):
+        try:
+            return f"{dist}=={metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    raise ModelError("xgboost is not installed")
+
+
+class ModelRegistry:
+    """Registered fraud models of one MLflow tracking/registry URI (``Settings.tracking_uri``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.audit_path = audit.audit_path(settings)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        if self.settings.mlflow_tracking_uri is None:  # embedded sqlite store
+            (self.settings.state_dir / "mlflow").mkdir(parents=True, exist_ok=True)
+        Path(self.settings.artifact_root).mkdir(parents=True, exist_ok=True)
+        uri = self.settings.tracking_uri
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    @cached_property
+    def experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(EXPERIMENT)
+        if found is not None:
+            return str(found.experiment_id)
+        location = (
+            Path(self.settings.artifact_root).as_uri()
+            if self.settings.mlflow_tracking_uri is None
+            else None
+        )
+        try:
+            return str(self.client.create_experiment(EXPERIMENT, artifact_location=location))
+        except MlflowException:  # created concurrently by another process
+            again = self.client.get_experiment_by_name(EXPERIMENT)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    def _activate(self) -> None:
+        self.client  # noqa: B018 - creates folders before MLflow's global helpers run
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        mlflow.set_registry_uri(self.settings.tracking_uri)
+
+    def log_and_register(
+        self,
+        result: TrainResult,
+        name: str,
+        feature_service_name: str,
+        alias: str | None = "champion",
+        extra_tags: dict[str, str] | None = None,
+        *,
+        actor: str = "fraudstream.train",
+        reason: str | None = None,
+    ) -> str:
+        """Log ``result`` as a new version of ``name`` and optionally point ``alias`` at it.
+
+        Returns the new version number (as a string, as MLflow does).
+        """
+        names = list(result.feature_names)
+        tags = {
+            "feature_service": feature_service_name,
+            "feature_names": json.dumps(names),
+            **{f"window.{k}": v for k, v in result.windows.items()},
+            **(extra_tags or {}),
+        }
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("double", n) for n in names]),
+            outputs=Schema([ColSpec("double", "score")]),
+        )
+        self._activate()
+        with mlflow.start_run(experiment_id=self.experiment_id, tags=tags) as run:
+            mlflow.log_params({k: str(v) for k, v in result.params.items()})
+            mlflow.log_metrics(
+                {f"test_{k}": float(v) for k, v in result.metrics.items()}
+                | {f"rows_{k}": float(v) for k, v in result.counts.items()}
+                | {"best_iteration": float(result.best_iteration)}
+            )
+            mlflow.log_dict(
+                {"feature_service": feature_service_name, "feature_names": names},
+                "feature_service.json",
+            )
+            mlflow.log_dict(result.reference, "reference_profile.json")
+            info = mlflow.xgboost.log_model(
+                result.booster,
+                name="model",
+                registered_model_name=name,
+                signature=signature,
+                pip_requirements=[_xgboost_requirement()],
+            )
+            version = str(info.registered_model_version)
+            mlflow.log_text(
+                model_card(name, version, run.info.run_id, feature_service_name, result),
+                "model_card.md",
+            )
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+        if alias is not None:
+            self.set_alias(
+                name,
+                alias,
+                version,
+                actor=actor,
+                reason=reason or f"registered from run {run.info.run_id}",
+                metrics=result.metrics,
+            )
+        return version
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: str,
+        actor: str,
+        reason: str,
+        metrics: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Point ``alias`` at ``version`` and append the audit record, which is returned."""
+        previous = self.alias_version(alias, name)
+        try:
+            self.client.set_registered_model_alias(name, alias, str(version))
+        except MlflowException as exc:
+            raise ModelError(f"cannot set {name}@{alias} -> {version}: {exc.message}") from exc
+        record = audit.alias_record(name, alias, actor, reason, previous, str(version), metrics)
+        audit.append(self.audit_path, record)
+        return record
+
+    def alias_version(self, alias: str = "champion", name: str | None = None) -> str | None:
+        """Version ``alias`` points at, or None; one registry call, for hot-swap polling."""
+        try:
+            return str(
+                self.client.get_model_version_by_alias(
+                    name or self.settings.model_name, alias
+                ).version
+            )
+        except MlflowException as exc:
+            if _not_found(exc):
+                return None
+            raise ModelError(f"cannot resolve alias {alias!r}: {exc.message}") from exc
+
+    def load(self, alias: str = "champion", name: str | None = None) -> LoadedModel:
+        """Load the booster ``alias`` points at; ``ModelError`` if no version has the alias.
+
+        The alias is resolved once and the resolved version is loaded, so a concurrent
+        promotion cannot yield a booster and metadata of different versions.
+        """
+        name = name or self.settings.model_name
+        version = self.alias_version(alias, name)
+        if version is None:
+            raise ModelError(
+                f"no version of model {name!r} has alias {alias!r} "
+                f"(registry {self.settings.tracking_uri})"
+            )
+        mv = self.client.get_model_version(name, version)
+        run = self.client.get_run(mv.run_id) if mv.run_id else None
+        run_tags = run.data.tags if run else {}
+        metrics = {
+            k.removeprefix("test_"): float(v)
+            for k, v in (run.data.metrics if run else {}).items()
+            if k.startswith("test_")
+        }
+        raw = mv.tags.get("feature_names") or run_tags.get("feature_names")
+        if raw is None:
+            raise ModelError(f"{name} v{version} has no feature_names tag")
+        feature_names = tuple(json.loads(raw))
+        self._activate()
+        booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
+        if booster.feature_names and tuple(booster.feature_names) != feature_names:
+            raise ModelError(f"{name} v{version}: booster features differ from its tag")
+        return LoadedModel(
+            booster=booster,
+            name=name,
+            version=version,
+            alias=alias,
+            feature_names=feature_names,
+            run_id=str(mv.run_id),
+            feature_service=mv.tags.get("feature_service", run_tags.get("feature_service", "")),
+            metrics=metrics,
+        )
+
+    def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
+        """Every version of ``name`` (oldest first) with its aliases and test metrics."""
+        name = name or self.settings.model_name
+        try:
+            aliases = self.client.get_registered_model(name).aliases
+        except MlflowException as exc:
+            if _not_found(exc):
+                return []
+            raise
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return [
+            ModelVersionInfo.from_mlflow(
+                mv,
+                aliases=by_version.get(str(mv.version), []),
+                run_metrics=self.client.get_run(mv.run_id).data.metrics if mv.run_id else {},
+            )
+            for mv in sorted(found, key=lambda v: int(v.version))
+        ]

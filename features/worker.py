@@ -35,6 +35,7 @@ from streams.serde import dumps
 log = logging.getLogger("fraudstream.features.worker")
 
 STATE_TABLE = "card-state"
+READY_MARKER = "Worker ready"  # faust logs it once partitions are assigned and recovered
 
 
 def to_event(txn: Transaction) -> Event:

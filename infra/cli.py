@@ -115,7 +115,12 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from infra.demo import run_demo
 
-    return run_demo(settings, keep_services=args.keep_services, live_days=args.live_days)
+    return run_demo(
+        settings,
+        keep_services=args.keep_services,
+        live_days=args.live_days,
+        stream_seconds=args.stream_seconds,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
     p = add("demo", _demo, "end to end on simulated data, in a few minutes")
     p.add_argument("--keep-services", action="store_true")
-    p.add_argument("--live-days", type=int, default=2)
+    p.add_argument("--live-days", type=int, default=2, help="days streamed live")
+    p.add_argument("--stream-seconds", type=float, default=60.0, help="wall time to stream them")
     return parser
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 
 import pandas as pd
 
+from infra.errors import ServiceError
 from infra.settings import Settings
 from infra.workers import WorkerProcess
 
@@ -45,13 +46,20 @@ def count_scores(settings: Settings, expected: int, timeout: float) -> list[dict
     return records
 
 
-def run_demo(settings: Settings, keep_services: bool = False, live_days: int = 2) -> int:
+def run_demo(
+    settings: Settings,
+    keep_services: bool = False,
+    live_days: int = 2,
+    stream_seconds: float = 60.0,
+) -> int:
     from features.store import OnlineFeatures
+    from features.worker import READY_MARKER as FEATURES_READY
     from infra import services
     from models.pipeline import train_and_register
     from replay.publish import publish_history
     from replay.simulator import SimulationConfig, simulate, write_history
     from scoring.tail import tail_alerts
+    from scoring.worker import READY_MARKER as SCORER_READY
     from streams.clients import make_admin
     from streams.topics import catalog, ensure_topics
 
@@ -90,17 +98,27 @@ def run_demo(settings: Settings, keep_services: bool = False, live_days: int = 2
             WorkerProcess("scorer", ["score", "worker"], settings).start(),
         ]
         print("  " + ", ".join(f"{w.name} pid {w.pid} (log {w.log_path})" for w in workers))
+        for worker, marker in zip(workers, (FEATURES_READY, SCORER_READY), strict=True):
+            if not worker.wait_for_log(marker, timeout=120):
+                raise ServiceError(f"{worker.name} did not become ready:\n{worker.log_tail()}")
+        print("  both ready")
 
-        _say(f"streaming the last {live_days} days live; alerts as they happen:")
+        speed = live_days * 86_400 / stream_seconds
+        _say(
+            f"streaming the last {live_days} days live in ~{stream_seconds:.0f}s "
+            f"(event time x{speed:.0f}); alerts as they happen:"
+        )
+        stop_tail = threading.Event()
         tail = threading.Thread(
             target=tail_alerts,
-            kwargs={"settings": settings, "from_beginning": True, "idle": 15.0, "limit": 25},
+            kwargs={"settings": settings, "from_beginning": True, "stop": stop_tail},
             daemon=True,
         )
         tail.start()
-        result = publish_history(live_path, settings, speed=None)
+        result = publish_history(live_path, settings, speed=speed)
         scores = count_scores(settings, expected=result.sent, timeout=180.0)
-        tail.join(timeout=20)
+        stop_tail.set()
+        tail.join(timeout=10)
 
         _say("summary")
         decisions = Counter(str(s["decision"]) for s in scores)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -39,9 +40,11 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path = settings.state_dir / "logs" / f"{name}.log"
         self._log: IO[bytes] | None = None
+        self._log_start = 0
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "infra.cli", *self.args],
@@ -79,6 +82,18 @@ class WorkerProcess:
             self._log.close()
             self._log = None
         return self.proc.returncode
+
+    def wait_for_log(self, marker: str, timeout: float = 120.0) -> bool:
+        """Wait until ``marker`` appears in this run's log (or the process exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            try:
+                if marker in self.log_path.read_text(errors="replace")[self._log_start :]:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return False
 
     def log_tail(self, lines: int = 30) -> str:
         try:

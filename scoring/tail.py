@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any, TextIO
@@ -31,8 +32,12 @@ def tail_alerts(
     limit: int | None = None,
     idle: float | None = None,
     out: TextIO | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Print alerts until ``limit`` alerts or ``idle`` seconds without one; returns the count."""
+    """Print alerts until ``limit`` alerts, ``idle`` seconds without one, or ``stop`` is set.
+
+    Returns the number printed.
+    """
     import sys
 
     stream = out or sys.stdout
@@ -45,7 +50,7 @@ def tail_alerts(
     seen = 0
     last = time.monotonic()
     try:
-        while limit is None or seen < limit:
+        while (limit is None or seen < limit) and not (stop is not None and stop.is_set()):
             message = consumer.poll(0.5)
             if message is None or message.error():
                 if idle is not None and time.monotonic() - last > idle:

@@ -33,6 +33,7 @@ from streams.serde import dumps
 log = logging.getLogger("fraudstream.scoring.worker")
 
 FEATURE_READ_RETRIES = 5
+READY_MARKER = "scoring with model version"
 
 
 class ScoringModel(Protocol):

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from features.store import OnlineFeatures
 from infra.errors import InvalidInput, ModelError
 from infra.settings import Settings
 from scoring.policy import ALERT_DECISIONS, Policy, policy_for
@@ -34,6 +33,13 @@ log = logging.getLogger("fraudstream.scoring.worker")
 
 FEATURE_READ_RETRIES = 5
 READY_MARKER = "scoring with model version"
+
+
+class FeatureReader(Protocol):
+    """The online feature read the scorer needs (``features.store.OnlineFeatures``)."""
+
+    def read(self, transaction_ids: Sequence[str]) -> list[tuple[float, ...] | None]: ...
+    def served_features(self) -> list[str]: ...
 
 
 class ScoringModel(Protocol):
@@ -74,12 +80,15 @@ class Scorer:
     def __init__(
         self,
         settings: Settings,
-        online: OnlineFeatures,
+        online: FeatureReader,
         load_model: Callable[[], ScoringModel],
         model_version: Callable[[], str | None] | None = None,
         instance: str = "0",
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        producer: Producer | None = None,
+        consumer: Consumer | None = None,
     ) -> None:
+        """Clients are built from ``settings`` on :meth:`start` unless injected (tests)."""
         self.settings = settings
         self.online = online
         self._load_model = load_model
@@ -89,8 +98,8 @@ class Scorer:
         self.policy: Policy | None = None
         self.stats = ScorerStats()
         self.model: ScoringModel | None = None
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._consumer: Consumer | None = consumer
+        self._producer: Producer | None = producer
         self._last_model_check = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -98,11 +107,13 @@ class Scorer:
         self.model = self._load_model()
         self._use(self.model)
         s = self.settings
-        self._producer = make_producer(
-            s, transactional_id=f"{s.consumer_group_scorer}-{self._instance}", linger_ms=2
-        )
+        if self._producer is None:
+            self._producer = make_producer(
+                s, transactional_id=f"{s.consumer_group_scorer}-{self._instance}", linger_ms=2
+            )
         self._producer.init_transactions(30)
-        self._consumer = make_consumer(s, s.consumer_group_scorer)
+        if self._consumer is None:
+            self._consumer = make_consumer(s, s.consumer_group_scorer)
         self._consumer.subscribe([s.topic_featurized])
 
     def _clients(self) -> tuple[Producer, Consumer]:
@@ -120,7 +131,7 @@ class Scorer:
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
-        if self._consumer is None:
+        if self.model is None:
             self.start()
         consumer = self._clients()[1]
         try:

@@ -1,0 +1,198 @@
+"""The scorer's micro-batch logic with in-memory fakes for Kafka and the feature store."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from features.core import FEATURE_NAMES
+from infra.errors import ModelError
+from infra.settings import Settings
+from scoring.worker import Scorer
+from streams.dlq import parse_dead_letter
+
+
+class FakeMessage:
+    def __init__(self, value: bytes, offset: int, key: bytes = b"C1") -> None:
+        self._value, self._offset, self._key = value, offset, key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def topic(self) -> str:
+        return "transactions.featurized"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class FakeProducer:
+    produced: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    pending: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    commits: int = 0
+    offsets: list[Any] = field(default_factory=list)
+
+    def init_transactions(self, timeout: float) -> None: ...
+    def begin_transaction(self) -> None:
+        self.pending = []
+
+    def produce(self, topic: str, key: bytes | None = None, value: bytes = b"") -> None:
+        self.pending.append((topic, key, value))
+
+    def send_offsets_to_transaction(self, offsets: Any, meta: Any) -> None:
+        self.offsets.append(offsets)
+
+    def commit_transaction(self) -> None:
+        self.produced += self.pending
+        self.commits += 1
+
+    def abort_transaction(self) -> None:
+        self.pending = []
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+class FakeConsumer:
+    def __init__(self, batches: list[list[FakeMessage]], stop: threading.Event) -> None:
+        self.batches, self.stop = batches, stop
+
+    def subscribe(self, topics: list[str]) -> None: ...
+    def consume(self, n: int, timeout: float) -> list[FakeMessage]:
+        if not self.batches:
+            self.stop.set()
+            return []
+        return self.batches.pop(0)
+
+    def assignment(self) -> list[str]:
+        return ["tp0"]
+
+    def position(self, assignment: list[str]) -> list[str]:
+        return assignment
+
+    def consumer_group_metadata(self) -> str:
+        return "meta"
+
+    def close(self) -> None: ...
+
+
+class FakeFeatures:
+    def __init__(self, vectors: dict[str, tuple[float, ...]]) -> None:
+        self.vectors, self.reads = vectors, 0
+
+    def read(self, ids: Any) -> list[tuple[float, ...] | None]:
+        self.reads += 1
+        return [self.vectors.get(i) for i in ids]
+
+    def served_features(self) -> list[str]:
+        return list(FEATURE_NAMES)
+
+
+@dataclass
+class FakeModel:
+    booster: Any
+    version: str = "3"
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    metrics: dict[str, float] = field(default_factory=lambda: {"budget_threshold": 0.5})
+
+
+@pytest.fixture(scope="module")
+def booster() -> xgb.Booster:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, len(FEATURE_NAMES)))
+    y = (x[:, 0] > 1.0).astype(int)  # fraud iff the first feature ("amount") is large
+    data = xgb.DMatrix(x, label=y, feature_names=list(FEATURE_NAMES))
+    params = {"objective": "binary:logistic", "nthread": 1, "max_depth": 3, "seed": 1}
+    return xgb.train(params, data, num_boost_round=30)
+
+
+def _record(tid: str) -> bytes:
+    return json.dumps(
+        {
+            "transaction_id": tid,
+            "event_time": "2025-02-01T10:00:00Z",
+            "card_id": "C1",
+            "merchant_id": "M1",
+            "amount": 10.0,
+            "currency": "EUR",
+            "channel": "pos",
+            "country": "FR",
+            "mcc": "5411",
+            "ingest_ms": 1,
+        }
+    ).encode()
+
+
+def _run(
+    booster: xgb.Booster,
+    vectors: dict[str, tuple[float, ...]],
+    batches: list[list[FakeMessage]],
+    **model: Any,
+) -> tuple[Scorer, FakeProducer]:
+    stop = threading.Event()
+    producer = FakeProducer()
+    scorer = Scorer(
+        Settings(),
+        FakeFeatures(vectors),
+        lambda: FakeModel(booster, **model),
+        producer=producer,
+        consumer=FakeConsumer(batches, stop),  # type: ignore[arg-type]
+        wall_ms=lambda: 100,
+    )
+    scorer.run(stop)
+    return scorer, producer
+
+
+def test_every_record_gets_one_score_and_risky_ones_an_alert(booster: xgb.Booster) -> None:
+    low = tuple([0.0] * len(FEATURE_NAMES))
+    high = tuple([3.0] + [0.0] * (len(FEATURE_NAMES) - 1))
+    vectors = {"t1": low, "t2": high, "t3": low}
+    batch = [FakeMessage(_record(t), i) for i, t in enumerate(vectors)]
+    scorer, producer = _run(booster, vectors, [batch])
+    scores = [json.loads(v) for topic, _, v in producer.produced if topic == "scores"]
+    alerts = [json.loads(v) for topic, _, v in producer.produced if topic == "alerts"]
+    assert [s["transaction_id"] for s in scores] == ["t1", "t2", "t3"]
+    assert {s["decision"] for s in scores if s["transaction_id"] != "t2"} == {"approve"}
+    assert [a["transaction_id"] for a in alerts] == ["t2"]
+    assert alerts[0]["reasons"][0]["code"] == "amount"
+    assert alerts[0]["model_version"] == {"batch": "3", "online": None}
+    assert scores[1]["features"]["amount"] == 3.0 and scores[1]["latency_ms"] == 99
+    assert producer.commits == 1 and len(producer.offsets) == 1
+
+
+def test_bad_records_and_missing_features_are_dead_lettered(booster: xgb.Booster) -> None:
+    vectors = {"t1": tuple([0.0] * len(FEATURE_NAMES))}
+    batch = [
+        FakeMessage(b"{not json", 0),
+        FakeMessage(_record("t1"), 1),
+        FakeMessage(_record("gone"), 2),
+    ]
+    scorer, producer = _run(booster, vectors, [batch])
+    dead = [
+        parse_dead_letter(v) for topic, _, v in producer.produced if topic == "transactions.dlq"
+    ]
+    assert sorted(d.offset for d in dead) == [0, 2]
+    assert any("features unavailable" in d.reason for d in dead)
+    assert any("malformed" in d.reason for d in dead)
+    assert scorer.stats.scored == 1 and scorer.stats.dead_lettered == 2
+
+
+def test_a_model_whose_features_cannot_be_served_is_refused(booster: xgb.Booster) -> None:
+    with pytest.raises(ModelError, match="expects features"):
+        _run(booster, {}, [], feature_names=("amount", "something_else"))

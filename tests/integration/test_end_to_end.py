@@ -8,7 +8,6 @@ malformed one must land in ``transactions.dlq`` with a reason, while both worker
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -16,19 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from confluent_kafka import Message
 
-from features.store import OnlineFeatures
 from infra.settings import Settings
 from infra.workers import WorkerProcess
-from models.pipeline import train_and_register
-from models.train import TrainConfig
-from replay.history import iter_transactions, write_history
+from replay.history import iter_transactions
 from replay.simulator import SimulationConfig, simulate
-from streams.clients import make_admin, make_consumer
 from streams.dlq import parse_dead_letter
 from streams.producer import TransactionProducer
-from streams.topics import catalog, ensure_topics
+from tests.integration.deployed import drain, prepare, running_workers, split_days
 
 GOOD = {
     "transaction_id": "x",
@@ -76,57 +70,20 @@ def frame() -> pd.DataFrame:
     return simulate(SimulationConfig(n_customers=400, n_terminals=200, days=24, seed=11))
 
 
-def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cut = frame["event_time"].min() + pd.Timedelta(days=20)
-    return frame[frame["event_time"] < cut], frame[frame["event_time"] >= cut]
-
-
 @pytest.fixture
 def workers(
     e2e_settings: Settings, frame: pd.DataFrame, tmp_path: Path
 ) -> Iterator[dict[str, WorkerProcess]]:
-    s = e2e_settings
-    ensure_topics(make_admin(s), catalog(s))
-    OnlineFeatures(s).apply()
-    history, _ = _split(frame)
-    path = write_history(history, tmp_path / "history.parquet")
-    config = TrainConfig(unknown_labels="genuine", test_days=5, delay_days=2, valid_days=4)
-    train_and_register(s, path, alias="champion", config=config)
-    procs = {
-        "features": WorkerProcess("features", ["features", "worker"], s).start(),
-        "scorer": WorkerProcess("scorer", ["score", "worker"], s).start(),
-    }
-    yield procs
-    for name in ("features", "scorer"):
-        procs[name].stop()
-
-
-def _drain(s: Settings, topic: str, want: int, timeout: float, settle: float) -> list[Message]:
-    """Consume ``topic`` until ``want`` messages, then ``settle`` seconds more (duplicates)."""
-    consumer = make_consumer(s, f"e2e-reader-{uuid.uuid4().hex[:8]}")
-    consumer.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    settled_at: float | None = None
-    try:
-        while time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is None:
-                    out.append(message)
-            if len(out) >= want and settled_at is None:
-                settled_at = time.monotonic()
-            if settled_at is not None and time.monotonic() - settled_at > settle:
-                break
-    finally:
-        consumer.close()
-    return out
+    prepare(e2e_settings, split_days(frame, 20)[0], tmp_path)
+    with running_workers(e2e_settings) as procs:
+        yield procs
 
 
 def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
     e2e_settings: Settings, frame: pd.DataFrame, workers: dict[str, WorkerProcess]
 ) -> None:
     s = e2e_settings
-    records = list(iter_transactions(_split(frame)[1].head(3000)))
+    records = list(iter_transactions(split_days(frame, 20)[1].head(3000)))
     bad = list(MALFORMED.items())
     with TransactionProducer(s) as producer:
         for i, record in enumerate(records):
@@ -137,7 +94,7 @@ def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
         for key, (payload, _) in bad:
             producer.send_raw(key, payload)
 
-    scores = _drain(s, s.topic_scores, len(records), timeout=240, settle=5)
+    scores = drain(s, s.topic_scores, len(records), timeout=240, settle=5)
     counts = Counter(json.loads(m.value() or b"{}")["transaction_id"] for m in scores)
     valid_ids = {r["transaction_id"] for r in records}
     missing = valid_ids - set(counts)
@@ -152,7 +109,7 @@ def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
     assert one["model_version"]["batch"] == "1"
     assert len(one["features"]) >= 10
 
-    dead = _drain(s, s.topic_dlq, len(MALFORMED), timeout=60, settle=3)
+    dead = drain(s, s.topic_dlq, len(MALFORMED), timeout=60, settle=3)
     letters = [parse_dead_letter(m.value()) for m in dead]
     by_key = {(letter.key or b"").decode(): letter for letter in letters}
     assert sorted(by_key) == sorted(MALFORMED)

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     score_batch_ms: int = Field(default=20, ge=1)
     consumer_group_features: str = "fraudstream-features"
     consumer_group_scorer: str = "fraudstream-scorer"
+    scorer_session_timeout_ms: int = Field(default=15_000, ge=6_000, le=300_000)
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
 
     # -- decision policy ----------------------------------------------------------------

@@ -113,7 +113,14 @@ class Scorer:
             )
         self._producer.init_transactions(30)
         if self._consumer is None:
-            self._consumer = make_consumer(s, s.consumer_group_scorer)
+            # Static membership: a restarted scorer with the same instance id takes its
+            # partitions back at once instead of waiting out the dead member's session.
+            self._consumer = make_consumer(
+                s,
+                s.consumer_group_scorer,
+                group_instance_id=f"{s.consumer_group_scorer}-{self._instance}",
+                session_timeout_ms=s.scorer_session_timeout_ms,
+            )
         self._consumer.subscribe([s.topic_featurized])
 
     def _clients(self) -> tuple[Producer, Consumer]:

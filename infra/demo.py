@@ -17,6 +17,7 @@ from collections import Counter
 
 import pandas as pd
 
+from infra.bootstrap import ensure_infrastructure
 from infra.errors import ServiceError
 from infra.settings import Settings
 from infra.workers import WorkerProcess
@@ -52,7 +53,6 @@ def run_demo(
     live_days: int = 2,
     stream_seconds: float = 60.0,
 ) -> int:
-    from features.store import OnlineFeatures
     from features.worker import READY_MARKER as FEATURES_READY
     from infra import services
     from models.pipeline import train_and_register
@@ -60,8 +60,6 @@ def run_demo(
     from replay.simulator import SimulationConfig, simulate, write_history
     from scoring.tail import tail_alerts
     from scoring.worker import READY_MARKER as SCORER_READY
-    from streams.clients import make_admin
-    from streams.topics import catalog, ensure_topics
 
     started_at = time.monotonic()
     demo_dir = settings.state_dir / "demo"
@@ -71,8 +69,7 @@ def run_demo(
     for status in services.start_services(settings, ("kafka", "redis")):
         print(status)
     try:
-        ensure_topics(make_admin(settings), catalog(settings))
-        OnlineFeatures(settings).apply()
+        ensure_infrastructure(settings)
 
         _say("simulating 30 days of labeled card transactions")
         frame = simulate(

@@ -19,14 +19,7 @@ log = logging.getLogger("fraudstream.scoring")
 def build_scorer(settings: Settings, instance: str = "0") -> Scorer:
     from models.registry import ModelRegistry
 
-    registry = ModelRegistry(settings)
-    return Scorer(
-        settings,
-        OnlineFeatures(settings),
-        load_model=lambda: registry.load("champion"),
-        model_version=lambda: registry.alias_version("champion"),
-        instance=instance,
-    )
+    return Scorer(settings, OnlineFeatures(settings), ModelRegistry(settings), instance=instance)
 
 
 def run_scorer(settings: Settings, instance: str = "0") -> None:

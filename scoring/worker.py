@@ -32,6 +32,8 @@ from streams.serde import dumps
 log = logging.getLogger("fraudstream.scoring.worker")
 
 FEATURE_READ_RETRIES = 5
+CHAMPION, SHADOW = "champion", "shadow"
+MODEL_CHECK_SECONDS = 5.0
 READY_MARKER = "scoring with model version"
 
 
@@ -40,6 +42,13 @@ class FeatureReader(Protocol):
 
     def read(self, transaction_ids: Sequence[str]) -> list[tuple[float, ...] | None]: ...
     def served_features(self) -> list[str]: ...
+
+
+class ModelSource(Protocol):
+    """Where models come from (``models.registry.ModelRegistry`` provides it)."""
+
+    def load(self, alias: str = ...) -> ScoringModel: ...
+    def alias_version(self, alias: str = ...) -> str | None: ...
 
 
 class ScoringModel(Protocol):
@@ -81,8 +90,7 @@ class Scorer:
         self,
         settings: Settings,
         online: FeatureReader,
-        load_model: Callable[[], ScoringModel],
-        model_version: Callable[[], str | None] | None = None,
+        models: ModelSource,
         instance: str = "0",
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         producer: Producer | None = None,
@@ -91,8 +99,8 @@ class Scorer:
         """Clients are built from ``settings`` on :meth:`start` unless injected (tests)."""
         self.settings = settings
         self.online = online
-        self._load_model = load_model
-        self._model_version = model_version
+        self._models = models
+        self.shadow: ScoringModel | None = None
         self._instance = instance
         self._wall_ms = wall_ms
         self.policy: Policy | None = None
@@ -104,8 +112,8 @@ class Scorer:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        self.model = self._load_model()
-        self._use(self.model)
+        self._use(self._models.load(CHAMPION))
+        self._refresh_shadow()
         s = self.settings
         if self._producer is None:
             self._producer = make_producer(
@@ -204,6 +212,9 @@ class Scorer:
             return
         matrix = np.asarray([v for _, v in ready], dtype=np.float64)
         scores = self.model.booster.inplace_predict(matrix)
+        shadow_scores = (
+            self.shadow.booster.inplace_predict(matrix) if self.shadow is not None else None
+        )
         decisions = self.policy.decide_many(scores)
         alert_rows = [i for i, d in enumerate(decisions) if d in ALERT_DECISIONS]
         reasons = top_reasons(
@@ -226,6 +237,13 @@ class Scorer:
                 "features": dict(zip(self.model.feature_names, vector, strict=True)),
                 "latency_ms": latency,
             }
+            if shadow_scores is not None and self.shadow is not None:
+                shadow_score = float(shadow_scores[i])
+                out["shadow"] = {
+                    "version": self.shadow.version,
+                    "score": round(shadow_score, 6),
+                    "decision": self.policy.decide(shadow_score),
+                }
             producer.produce(s.topic_scores, key=key, value=dumps(out, nan_as_null=True))
             self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
             if i in reason_of:
@@ -282,17 +300,33 @@ class Scorer:
 
     # -- hot swap -------------------------------------------------------------------------
     def _maybe_swap_model(self) -> None:
-        if self._model_version is None or self.model is None:
+        """Follow the ``champion`` and ``shadow`` aliases (checked every few seconds)."""
+        if self.model is None:
             return
         now = time.monotonic()
-        if now - self._last_model_check < 5.0:
+        if now - self._last_model_check < MODEL_CHECK_SECONDS:
             return
         self._last_model_check = now
-        version = self._model_version()
+        version = self._models.alias_version(CHAMPION)
         if version is not None and version != self.model.version:
-            candidate = self._load_model()
+            candidate = self._models.load(CHAMPION)
             log.info("champion moved: %s -> %s", self.model.version, candidate.version)
             self._use(candidate)
+        self._refresh_shadow()
+
+    def _refresh_shadow(self) -> None:
+        version = self._models.alias_version(SHADOW)
+        current = self.shadow.version if self.shadow else None
+        if version == current:
+            return
+        if version is None:
+            log.info("shadow model %s retired", current)
+            self.shadow = None
+            return
+        candidate = self._models.load(SHADOW)
+        check_servable(candidate, self.online.served_features())
+        log.info("shadow model: version %s (scored and logged, never acted on)", version)
+        self.shadow = candidate
 
     def _use(self, model: ScoringModel) -> None:
         """Switch to ``model`` between micro-batches (never within one)."""

@@ -12,14 +12,12 @@ from pathlib import Path
 import pandas as pd
 from confluent_kafka import Message
 
-from features.store import OnlineFeatures
+from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from infra.workers import WorkerProcess
-from models.pipeline import train_and_register
 from models.train import TrainConfig
 from replay.history import write_history
-from streams.clients import make_admin, make_consumer
-from streams.topics import catalog, ensure_topics
+from streams.clients import make_consumer
 
 SMALL_TRAIN = TrainConfig(unknown_labels="genuine", test_days=5, delay_days=2, valid_days=4)
 
@@ -32,10 +30,8 @@ def split_days(frame: pd.DataFrame, days: float) -> tuple[pd.DataFrame, pd.DataF
 
 def prepare(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
     """Topics, Feast definitions and a champion trained on ``history``; returns its version."""
-    ensure_topics(make_admin(settings), catalog(settings))
-    OnlineFeatures(settings).apply()
     path = write_history(history, tmp_path / f"history-{uuid.uuid4().hex[:6]}.parquet")
-    return train_and_register(settings, path, alias="champion", config=SMALL_TRAIN)
+    return bootstrap(settings, path, SMALL_TRAIN)
 
 
 @contextmanager

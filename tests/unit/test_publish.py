@@ -37,16 +37,23 @@ class FakeClock:
 class FakeProducer:
     """Records messages with the fake time they were produced; delivers on poll/flush."""
 
-    def __init__(self, clock: FakeClock, fail_every: int = 0, stuck: int = 0,
-                 full_once: bool = False) -> None:
+    def __init__(
+        self, clock: FakeClock, fail_every: int = 0, stuck: int = 0, full_once: bool = False
+    ) -> None:
         self.clock, self.fail_every, self.stuck = clock, fail_every, stuck
         self.full_once = full_once
         self.messages: list[tuple[str, bytes, bytes, float]] = []
         self.pending: list[Delivery] = []
         self.delivered = 0
 
-    def produce(self, topic: str, value: str | bytes | None = None,
-                key: str | bytes | None = None, *, on_delivery: Delivery | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: str | bytes | None = None,
+        key: str | bytes | None = None,
+        *,
+        on_delivery: Delivery | None = None,
+    ) -> None:
         if self.full_once:
             self.full_once = False
             raise BufferError("queue full")
@@ -72,22 +79,37 @@ class FakeProducer:
 def frame(offsets_s: list[float], cards: list[str] | None = None) -> pd.DataFrame:
     n = len(offsets_s)
     start = pd.Timestamp("2025-01-06", tz="UTC")
-    return pd.DataFrame({
-        "transaction_id": [f"t{i}" for i in range(n)],
-        "event_time": [start + pd.Timedelta(seconds=s) for s in offsets_s],
-        "card_id": cards or [f"c{i % 3}" for i in range(n)],
-        "merchant_id": "m1", "terminal_id": None, "amount": 10.0, "currency": "EUR",
-        "channel": "ecom", "country": "FR", "mcc": "5999", "device_id": "d1",
-        "schema_version": 1, "is_fraud": False,
-    })
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "event_time": [start + pd.Timedelta(seconds=s) for s in offsets_s],
+            "card_id": cards or [f"c{i % 3}" for i in range(n)],
+            "merchant_id": "m1",
+            "terminal_id": None,
+            "amount": 10.0,
+            "currency": "EUR",
+            "channel": "ecom",
+            "country": "FR",
+            "mcc": "5999",
+            "device_id": "d1",
+            "schema_version": 1,
+            "is_fraud": False,
+        }
+    )
 
 
 def run(df: pd.DataFrame | Path, **kwargs: Any) -> tuple[FakeProducer, FakeClock, Any]:
     clock = FakeClock()
     producer = kwargs.pop("producer", None) or FakeProducer(clock)
     producer.clock = clock
-    result = publish_history(df, SETTINGS, producer=producer, clock=clock,
-                             progress=kwargs.pop("progress", None), **kwargs)
+    result = publish_history(
+        df,
+        SETTINGS,
+        producer=producer,
+        clock=clock,
+        progress=kwargs.pop("progress", None),
+        **kwargs,
+    )
     return producer, clock, result
 
 

@@ -139,19 +139,35 @@ def _record(tid: str) -> bytes:
     ).encode()
 
 
+@dataclass
+class FakeRegistry:
+    models: dict[str, FakeModel]
+
+    def load(self, alias: str = "champion") -> FakeModel:
+        return self.models[alias]
+
+    def alias_version(self, alias: str = "champion") -> str | None:
+        model = self.models.get(alias)
+        return model.version if model else None
+
+
 def _run(
     booster: xgb.Booster,
     vectors: dict[str, tuple[float, ...]],
     batches: list[list[FakeMessage]],
+    shadow: FakeModel | None = None,
     **model: Any,
 ) -> tuple[Scorer, FakeProducer]:
     stop = threading.Event()
     producer = FakeProducer()
+    models = {"champion": FakeModel(booster, **model)}
+    if shadow is not None:
+        models["shadow"] = shadow
     scorer = Scorer(
         Settings(),
         FakeFeatures(vectors),
-        lambda: FakeModel(booster, **model),
-        producer=producer,
+        FakeRegistry(models),
+        producer=producer,  # type: ignore[arg-type]
         consumer=FakeConsumer(batches, stop),  # type: ignore[arg-type]
         wall_ms=lambda: 100,
     )
@@ -196,3 +212,20 @@ def test_bad_records_and_missing_features_are_dead_lettered(booster: xgb.Booster
 def test_a_model_whose_features_cannot_be_served_is_refused(booster: xgb.Booster) -> None:
     with pytest.raises(ModelError, match="expects features"):
         _run(booster, {}, [], feature_names=("amount", "something_else"))
+
+
+def test_a_shadow_model_is_scored_and_logged_but_never_decides(booster: xgb.Booster) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, len(FEATURE_NAMES)))
+    y = (x[:, 1] > 0.5).astype(int)  # the shadow looks at another feature entirely
+    data = xgb.DMatrix(x, label=y, feature_names=list(FEATURE_NAMES))
+    other = xgb.train(
+        {"objective": "binary:logistic", "nthread": 1, "max_depth": 2}, data, num_boost_round=20
+    )
+    low = tuple([0.0, 3.0] + [0.0] * (len(FEATURE_NAMES) - 2))  # shadow: fraud; champion: not
+    batch = [FakeMessage(_record("t1"), 0)]
+    _, producer = _run(booster, {"t1": low}, [batch], shadow=FakeModel(other, version="9"))
+    (score,) = [json.loads(v) for t, _, v in producer.produced if t == "scores"]
+    assert score["shadow"]["version"] == "9"
+    assert score["shadow"]["decision"] != "approve" and score["decision"] == "approve"
+    assert not [v for t, _, v in producer.produced if t == "alerts"]

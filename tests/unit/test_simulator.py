@@ -140,8 +140,10 @@ def test_zero_share_disables_a_scenario() -> None:
     assert "card_testing" not in set(out["scenario"])
 
 
-@pytest.mark.parametrize("changes", [{"days": 0}, {"analyst_share": 1.5},
-                                     {"chargeback_days": (10.0, 2.0)}, {"id_prefix": "a b"}])
+@pytest.mark.parametrize(
+    "changes",
+    [{"days": 0}, {"analyst_share": 1.5}, {"chargeback_days": (10.0, 2.0)}, {"id_prefix": "a b"}],
+)
 def test_invalid_config(changes: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         SimulationConfig(**changes)  # type: ignore[arg-type]
@@ -166,9 +168,17 @@ def test_parquet_round_trip(df: pd.DataFrame, tmp_path: Path) -> None:
 
 
 def test_read_history_maps_columns_and_refuses_naive_times(tmp_path: Path) -> None:
-    foreign = pd.DataFrame({"TX_ID": ["a"], "TX_DATETIME": [pd.Timestamp("2025-01-01")],
-                            "card_id": ["c"], "merchant_id": ["m"], "amount": [1.0],
-                            "country": ["FR"], "mcc": [5411]})
+    foreign = pd.DataFrame(
+        {
+            "TX_ID": ["a"],
+            "TX_DATETIME": [pd.Timestamp("2025-01-01")],
+            "card_id": ["c"],
+            "merchant_id": ["m"],
+            "amount": [1.0],
+            "country": ["FR"],
+            "mcc": [5411],
+        }
+    )
     path = tmp_path / "foreign.parquet"
     foreign.to_parquet(path)
     rename = {"TX_ID": "transaction_id", "TX_DATETIME": "event_time"}

@@ -1,0 +1,1 @@
+"""Benchmark and demonstration commands (run as ``python -m bench.<name>``; not tests)."""

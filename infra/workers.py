@@ -7,6 +7,7 @@ started (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, tuple | list | dict | set | frozenset):
+            # pydantic-settings reads complex fields from the environment as JSON
+            value = json.dumps(list(value) if isinstance(value, set | frozenset) else value)
         env[f"FRAUDSTREAM_{name.upper()}"] = str(value)
     return env
 

@@ -1,53 +1,83 @@
-"""Historical backfill: the feature core applied to a whole history, in event-time order.
+"""Historical backfill: the feature core over a whole history, transactions and labels merged.
 
-The stream worker and this backfill call the same :func:`features.core.update`, in the same
-per-card order (event time, ties broken by file order, as the replay publishes them), so a
-transaction's offline feature vector equals the one served online.
+:func:`compute_features` runs :class:`features.core.FeatureCore` — the code the stream
+worker runs — over a history frame in the order the replay publishes it (event time, ties in
+file order) together with its label events, so a transaction's offline vector equals the
+one served online. Labels count from their ``label_time`` on (never earlier), so training
+rows see only labels known at their time.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.core import FEATURE_NAMES, CardState, Event, update
+from features.core import FEATURE_NAMES, Event, FeatureCore, Label
+
+
+def _optional(values: pd.Series | None, n: int) -> list[str | None]:
+    if values is None:
+        return [None] * n
+    return [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
+
+
+def _ms(times: pd.Series) -> np.ndarray:
+    return (pd.to_datetime(times, utc=True).astype("datetime64[ns, UTC]").astype("int64")
+            // 1_000_000).to_numpy()
 
 
 def events_from_frame(frame: pd.DataFrame) -> Iterator[Event]:
     """Feature-core events from a history frame (columns as written by the simulator)."""
-    times = pd.to_datetime(frame["event_time"], utc=True)
-    event_ms = (times.astype("int64") // 1_000_000).to_numpy()
-    devices = frame["device_id"] if "device_id" in frame else pd.Series([None] * len(frame))
-    for tid, ms, card, merchant, amount, channel, country, device in zip(
-        frame["transaction_id"].astype(str),
-        event_ms,
-        frame["card_id"].astype(str),
-        frame["merchant_id"].astype(str),
-        frame["amount"].astype(float),
-        frame["channel"].astype(str),
-        frame["country"].astype(str),
-        devices,
+    n = len(frame)
+    channel = frame["channel"].astype(str) if "channel" in frame else pd.Series(["pos"] * n)
+    for tid, ms, card, merchant, amount, chan, country, device, terminal in zip(
+        frame["transaction_id"].astype(str), _ms(frame["event_time"]),
+        frame["card_id"].astype(str), frame["merchant_id"].astype(str),
+        frame["amount"].astype(float), channel, frame["country"].astype(str),
+        _optional(frame.get("device_id"), n), _optional(frame.get("terminal_id"), n),
         strict=True,
     ):
-        dev: Any = device
-        if dev is not None and isinstance(dev, float) and math.isnan(dev):
-            dev = None
-        yield Event(tid, int(ms), card, merchant, float(amount), channel, country, dev)
+        yield Event(tid, int(ms), card, merchant, float(amount), chan, country, device, terminal)
 
 
-def compute_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Feature vectors for every row of ``frame`` (which must be in event-time order).
+def labels_from_frame(frame: pd.DataFrame) -> list[Label]:
+    """Label events from a labels frame (``transaction_id, card_id, label, label_time``) or
+    from a history's ``is_fraud`` / ``label_time`` columns."""
+    if "label" in frame.columns:
+        fraud = (frame["label"].astype(str) == "fraud").to_numpy()
+    else:
+        fraud = frame["is_fraud"].astype(bool).to_numpy()
+    return [
+        Label(str(tid), str(card), int(ms), bool(f))
+        for tid, card, ms, f in zip(frame["transaction_id"], frame["card_id"],
+                                    _ms(frame["label_time"]), fraud, strict=True)
+    ]
 
-    Returns a frame indexed like ``frame`` with one float column per feature.
+
+def label_from_record(record: dict[str, Any]) -> Label:
+    """A :class:`Label` from a ``labels`` topic record (``label`` is fraud or genuine)."""
+    ms = int(pd.Timestamp(record["label_time"]).value // 1_000_000)
+    return Label(str(record["transaction_id"]), str(record["card_id"]), ms,
+                 record["label"] == "fraud")
+
+
+def compute_features(frame: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Feature vectors for every row of ``frame`` (in event-time order, as published).
+
+    Labels come from ``labels`` when given, else from the frame's own label columns when it
+    has them (a history file), else there are none. Returns a frame indexed like ``frame``
+    with one float column per feature, in :data:`FEATURE_NAMES` order.
     """
-    states: dict[str, CardState] = {}
-    out = np.empty((len(frame), len(FEATURE_NAMES)), dtype=np.float64)
-    for i, event in enumerate(events_from_frame(frame)):
-        state, feats = update(states.get(event.card_id), event)
-        states[event.card_id] = state
-        out[i] = feats
+    if labels is not None:
+        label_events = labels_from_frame(labels)
+    elif {"label_time", "is_fraud"} <= set(frame.columns):
+        label_events = labels_from_frame(frame)
+    else:
+        label_events = []
+    vectors = FeatureCore().run(events_from_frame(frame), label_events)
+    ids = frame["transaction_id"].astype(str)
+    out = np.array([vectors[t] for t in ids], dtype=np.float64).reshape(len(frame), -1)
     return pd.DataFrame(out, columns=list(FEATURE_NAMES), index=frame.index)

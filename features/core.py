@@ -1,195 +1,135 @@
-"""The pure feature core: ``update(state, event) -> (state, features)`` per card.
+"""The pure feature core: the one implementation of every feature (no I/O, no clock).
 
-One implementation serves the stream worker, the historical backfill and the backtest, so
-online and offline feature values for the same transaction are equal by construction. It
-imports no I/O library and reads no clock: time is the event's own ``event_ms``.
+The stream worker, the backfill and the backtest all call these functions, in the same
+per-entity order, so online and offline feature values of a transaction are equal by
+construction. Time is always the event's own time.
 
-Contract:
-- Features for transaction T include T and every earlier event of its card.
-- Memory per card is bounded: the 24 h window keeps only events younger than 24 h, the
-  30-day aggregates are kept as at most 31 daily buckets, the "seen" sets expire after 30 days,
-  and the redelivery cache holds the last :data:`DEDUP_SIZE` transactions.
-- A redelivered event (same ``transaction_id`` as a recent one) does not change the state and
-  gets exactly the features it got the first time, so at-least-once delivery never
-  double-counts.
-- Work per event is O(log n) in the 24 h window size (a bisect) plus amortised O(1) expiry.
+- Card entity (:mod:`features.card`): ``card_update(state, Event) -> (state, features)``.
+- Terminal entity (:mod:`features.terminal`; the merchant when there is no terminal):
+  ``terminal_update`` for transactions and ``terminal_label`` for label events, applied in
+  :func:`~features.terminal.item_order`.
+- :class:`FeatureCore` runs both over an in-memory, time-ordered stream of transactions and
+  labels (the backfill; unit tests): the reference the stream worker must reproduce.
+
+The full vector of T, in :data:`FEATURE_NAMES` order, is its card features followed by its
+terminal features.
 """
 
 from __future__ import annotations
 
-import math
-from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import cast
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-LONG_WINDOW_DAYS = 30
-DEDUP_SIZE = 16
-NO_PREVIOUS_SECONDS = 30.0 * 86_400.0  # "time since previous" when the card has no history
-
-FEATURE_NAMES: tuple[str, ...] = (
-    "amount",
-    "amount_log",
-    "is_night",
-    "is_weekend",
-    "is_ecom",
-    "card_txn_count_1h",
-    "card_txn_count_24h",
-    "card_amount_sum_24h",
-    "card_amount_mean_30d",
-    "card_amount_ratio_30d",
-    "card_seconds_since_prev",
-    "card_distinct_merchants_24h",
-    "card_distinct_countries_24h",
-    "card_new_device_30d",
-    "card_new_country_30d",
+from features.card import (
+    CARD_FEATURE_NAMES,
+    DAY_MS,
+    HOUR_MS,
+    NO_PREVIOUS_SECONDS,
+    CardState,
+    Event,
+    Features,
+    card_update,
+    terminal_key,
+)
+from features.terminal import (
+    LABEL,
+    TERMINAL_FEATURE_NAMES,
+    TRANSACTION,
+    LabelEvent,
+    TerminalState,
+    item_order,
+    terminal_label,
+    terminal_update,
 )
 
-Features = tuple[float, ...]
+FEATURE_NAMES: tuple[str, ...] = CARD_FEATURE_NAMES + TERMINAL_FEATURE_NAMES
+N_CARD = len(CARD_FEATURE_NAMES)
+
+__all__ = [
+    "CARD_FEATURE_NAMES", "DAY_MS", "FEATURE_NAMES", "HOUR_MS", "LABEL", "N_CARD",
+    "NO_PREVIOUS_SECONDS", "TERMINAL_FEATURE_NAMES", "TRANSACTION", "CardState", "Event",
+    "FeatureCore", "Features", "Label", "LabelEvent", "TerminalState", "card_update",
+    "item_order", "terminal_key", "terminal_label", "terminal_update",
+]
 
 
-class Event(NamedTuple):
-    """The fields of a transaction that feature math reads."""
+@dataclass(frozen=True)
+class Label:
+    """A label event as published to ``labels`` (before resolution to a terminal)."""
 
     transaction_id: str
-    event_ms: int
     card_id: str
-    merchant_id: str
-    amount: float
-    channel: str
-    country: str
-    device_id: str | None
+    label_ms: int
+    fraud: bool
 
 
 @dataclass
-class CardState:
-    """Per-card state; JSON-serialisable through :meth:`to_dict` / :meth:`from_dict`."""
+class FeatureCore:
+    """Card and terminal states for an in-memory replay (the offline reference).
 
-    times: list[int] = field(default_factory=list)  # event_ms of events in the last 24 h
-    amounts: list[float] = field(default_factory=list)
-    merchants: list[str] = field(default_factory=list)
-    countries: list[str] = field(default_factory=list)
-    days: list[list[float]] = field(default_factory=list)  # [day, count, amount sum]
-    last_ms: int | None = None
-    devices: dict[str, int] = field(default_factory=dict)  # device -> last seen ms
-    seen_countries: dict[str, int] = field(default_factory=dict)
-    recent: list[list[Any]] = field(default_factory=list)  # [transaction_id, features]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "t": self.times,
-            "a": self.amounts,
-            "m": self.merchants,
-            "c": self.countries,
-            "d": self.days,
-            "l": self.last_ms,
-            "dev": self.devices,
-            "ctry": self.seen_countries,
-            "r": self.recent,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CardState:
-        return cls(
-            times=list(data["t"]),
-            amounts=list(data["a"]),
-            merchants=list(data["m"]),
-            countries=list(data["c"]),
-            days=[list(d) for d in data["d"]],
-            last_ms=data["l"],
-            devices=dict(data["dev"]),
-            seen_countries=dict(data["ctry"]),
-            recent=[list(r) for r in data["r"]],
-        )
-
-
-def _expire(state: CardState, now_ms: int) -> None:
-    cut = bisect_right(state.times, now_ms - DAY_MS)
-    if cut:
-        del state.times[:cut], state.amounts[:cut], state.merchants[:cut]
-        del state.countries[:cut]
-    first_day = now_ms // DAY_MS - LONG_WINDOW_DAYS
-    while state.days and state.days[0][0] < first_day:
-        state.days.pop(0)
-    horizon = now_ms - LONG_WINDOW_DAYS * DAY_MS
-    for seen in (state.devices, state.seen_countries):
-        if len(seen) > 8:  # prune lazily: small maps are cheap to keep
-            for key in [k for k, t in seen.items() if t < horizon]:
-                del seen[key]
-
-
-def _cached(state: CardState, transaction_id: str) -> Features | None:
-    for tid, feats in state.recent:
-        if tid == transaction_id:
-            return tuple(feats)
-    return None
-
-
-def update(state: CardState | None, event: Event) -> tuple[CardState, Features]:
-    """Fold ``event`` into the card's state and return the features of ``event``.
-
-    The returned state is the same object as ``state`` when one was given (mutated in place).
+    Feed :meth:`run` card-ordered transactions and labels; labels are resolved to their
+    transaction's terminal through the card state, exactly as the stream worker does.
     """
-    if state is None:
-        state = CardState()
-    cached = _cached(state, event.transaction_id)
-    if cached is not None:
-        return state, cached
 
-    now = event.event_ms
-    _expire(state, now)
-    horizon = now - LONG_WINDOW_DAYS * DAY_MS
+    cards: dict[str, CardState] = field(default_factory=dict)
+    terminals: dict[str, TerminalState] = field(default_factory=dict)
 
-    # history before this event (30-day buckets)
-    prior_count = sum(d[1] for d in state.days)
-    prior_sum = sum(d[2] for d in state.days)
-    prior_mean = prior_sum / prior_count if prior_count else 0.0
-    seconds_since_prev = (
-        max(0.0, (now - state.last_ms) / 1000.0)
-        if state.last_ms is not None
-        else NO_PREVIOUS_SECONDS
-    )
-    device_seen = event.device_id is None or state.devices.get(event.device_id, -1) >= horizon
-    country_seen = state.seen_countries.get(event.country, -1) >= horizon
+    def card_features(self, events: Iterable[Event]) -> Iterator[tuple[Event, Features]]:
+        """Card features of each transaction, in the given (per-card event-time) order."""
+        for event in events:
+            state, feats = card_update(self.cards.get(event.card_id), event)
+            self.cards[event.card_id] = state
+            if feats is not None:  # None: a repeated transaction id, already applied
+                yield event, feats
 
-    # include this event
-    state.times.append(now)
-    state.amounts.append(event.amount)
-    state.merchants.append(event.merchant_id)
-    state.countries.append(event.country)
-    day = now // DAY_MS
-    if state.days and state.days[-1][0] == day:
-        state.days[-1][1] += 1
-        state.days[-1][2] += event.amount
-    else:
-        state.days.append([day, 1, event.amount])
-    state.last_ms = max(now, state.last_ms or now)
-    if event.device_id is not None:
-        state.devices[event.device_id] = now
-    state.seen_countries[event.country] = now
+    def resolve(self, label: Label) -> LabelEvent | None:
+        """The terminal item of a label, or None when its transaction is unknown."""
+        state = self.cards.get(label.card_id)
+        hit = state.transaction_terminal(label.transaction_id) if state else None
+        if hit is None:
+            return None
+        return LabelEvent(label.transaction_id, hit[0], hit[1], label.label_ms, label.fraud)
 
-    count_1h = len(state.times) - bisect_right(state.times, now - HOUR_MS)
-    hour = (now // HOUR_MS) % 24
-    weekday = (now // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    features: Features = (
-        event.amount,
-        math.log1p(event.amount),
-        1.0 if hour < 6 else 0.0,
-        1.0 if weekday >= 5 else 0.0,
-        1.0 if event.channel == "ecom" else 0.0,
-        float(count_1h),
-        float(len(state.times)),
-        float(sum(state.amounts)),
-        prior_mean,
-        event.amount / prior_mean if prior_mean > 0 else 1.0,
-        seconds_since_prev,
-        float(len(set(state.merchants))),
-        float(len(set(state.countries))),
-        0.0 if device_seen else 1.0,
-        0.0 if country_seen or prior_count == 0 else 1.0,
-    )
-    state.recent.append([event.transaction_id, list(features)])
-    if len(state.recent) > DEDUP_SIZE:
-        del state.recent[0]
-    return state, features
+    def run(self, events: Iterable[Event], labels: Iterable[Label]) -> dict[str, Features]:
+        """Full feature vectors by transaction id.
+
+        ``events`` must be in per-card event-time order (the order of the card's partition);
+        labels in any order. A label is resolved through its card's state once every
+        transaction before its ``label_ms`` was folded in (as the worker does); then every
+        terminal's items are applied in :func:`item_order`.
+        """
+        pending = sorted(labels, key=lambda lb: (lb.label_ms, lb.transaction_id))
+        items: list[tuple[tuple[int, int, str], object]] = []
+        i = 0
+
+        def resolve_until(ms: float) -> None:
+            nonlocal i
+            while i < len(pending) and pending[i].label_ms < ms:
+                resolved = self.resolve(pending[i])
+                if resolved is not None:
+                    order = item_order(resolved.label_ms, LABEL, resolved.transaction_id)
+                    items.append((order, resolved))
+                i += 1
+
+        for event in events:
+            resolve_until(event.event_ms)  # as online: labels resolve once the card caught up
+            for _, feats in self.card_features([event]):
+                order = item_order(event.event_ms, TRANSACTION, event.transaction_id)
+                items.append((order, (event, feats)))
+        resolve_until(float("inf"))
+        items.sort(key=lambda pair: pair[0])
+        out: dict[str, Features] = {}
+        for _, item in items:
+            if isinstance(item, LabelEvent):
+                self.terminals[item.terminal] = terminal_label(
+                    self.terminals.get(item.terminal), item)
+                continue
+            event, card_feats = cast(tuple[Event, Features], item)
+            key = terminal_key(event.terminal_id, event.merchant_id)
+            state, term_feats = terminal_update(
+                self.terminals.get(key), event.transaction_id, event.event_ms, event.amount)
+            self.terminals[key] = state
+            if term_feats is not None:
+                out[event.transaction_id] = card_feats + term_feats
+        return out

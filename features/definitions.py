@@ -2,7 +2,9 @@
 
 Models are trained against :data:`FEATURE_SERVICE_NAME`; its ordered feature list is the
 model signature, and a scorer refuses a model whose features that service cannot serve.
-Bump the service version whenever the feature list or a feature's meaning changes.
+Bump the service version whenever the feature list or a feature's meaning changes
+(v2: card windows from 10 minutes to 30 days, card profile, terminal volumes and
+label-aware terminal fraud rates — see ``docs/features.md``).
 
 Only definitions live here (no I/O): :mod:`features.store` applies them to a registry.
 """
@@ -18,29 +20,36 @@ from feast.value_type import ValueType
 
 from features.core import FEATURE_NAMES
 
-FEATURE_SERVICE_NAME = "fraud_features_v1"
+FEATURE_SERVICE_NAME = "fraud_features_v2"
 TRANSACTION_VIEW = "transaction_features"
 TRANSACTION_PUSH_SOURCE = "transaction_features_push"
 TIMESTAMP_FIELD = "event_timestamp"
+ENTITY_JOIN_KEY = "transaction_id"
+
+
+def offline_path(offline_dir: Path) -> Path:
+    """The offline store of the view: a folder of Parquet part files (stream and backfill)."""
+    return offline_dir / TRANSACTION_VIEW
 
 
 def build_definitions(offline_dir: Path, ttl: timedelta) -> list[object]:
     """All Feast objects, with the offline store's files under ``offline_dir``.
 
-    Features are keyed by transaction: the row for T holds the card features computed with T
-    included, written by the feature worker before T is forwarded to the scorer. So the scorer
-    reads exactly the vector of T, even when later events of the same card were processed in
-    the meantime, and the offline point-in-time join finds the same row.
+    Features are keyed by transaction: the row for T holds T's full vector (its card
+    features and its terminal's features, T included), written by the feature worker before
+    T is forwarded to the scorer. So the scorer reads exactly the vector of T, even when later
+    events of the same card or terminal were processed in the meantime, and the offline
+    point-in-time join (entity = T, timestamp = T's event time) finds the same row.
     """
     transaction = Entity(
         name="transaction",
-        join_keys=["transaction_id"],
+        join_keys=[ENTITY_JOIN_KEY],
         value_type=ValueType.STRING,
         description="one card transaction",
     )
     batch_source = FileSource(
         name="transaction_features_offline",
-        path=str(offline_dir / f"{TRANSACTION_VIEW}.parquet"),
+        path=str(offline_path(offline_dir)),
         timestamp_field=TIMESTAMP_FIELD,
     )
     push_source = PushSource(name=TRANSACTION_PUSH_SOURCE, batch_source=batch_source)
@@ -48,15 +57,15 @@ def build_definitions(offline_dir: Path, ttl: timedelta) -> list[object]:
         name=TRANSACTION_VIEW,
         entities=[transaction],
         ttl=ttl,
-        schema=[Field(name="card_id", dtype=String)]
+        schema=[Field(name="card_id", dtype=String), Field(name="terminal", dtype=String)]
         + [Field(name=name, dtype=Float64) for name in FEATURE_NAMES],
         source=push_source,
         online=True,
-        description="card features as of (and including) each transaction",
+        description="card and terminal features as of (and including) each transaction",
     )
     service = FeatureService(
         name=FEATURE_SERVICE_NAME,
         features=[view[list(FEATURE_NAMES)]],
-        description="features of batch model v1, in signature order",
+        description="features of batch models v2, in signature order",
     )
     return [transaction, batch_source, push_source, view, service]

@@ -1,10 +1,14 @@
-"""Feast adapter: applies the definitions and writes/reads transaction features.
+"""Feast adapter: applies the definitions, writes feature rows, reads them in one round trip.
 
 Owns one :class:`feast.FeatureStore` built from settings (local registry under
 ``state_dir/feast``, Redis online store), created lazily because ``import feast`` and registry
-loading take seconds. Writes go through ``write_to_online_store`` once per micro-batch (one
-call costs ~2.5 ms whatever the batch size); reads fetch the FeatureService for a batch of
-transaction ids in one call.
+loading take seconds. Writes and reads use Feast's Redis layout
+(:mod:`features.redis_layout`) directly, one pipeline per micro-batch: writes exactly what
+``write_to_online_store`` writes (rows are keyed by transaction, so there is no older row to
+protect), reads go
+one pipelined ``HMGET`` per micro-batch — one round trip —
+and the values are decoded from Feast's protobufs; so the scorer always reads Feast's data
+at 3–5x less cost than ``get_online_features``.
 """
 
 from __future__ import annotations
@@ -16,17 +20,30 @@ from typing import TYPE_CHECKING, Any
 
 from features.core import FEATURE_NAMES, Features
 from features.definitions import (
+    ENTITY_JOIN_KEY,
     FEATURE_SERVICE_NAME,
     TIMESTAMP_FIELD,
     TRANSACTION_VIEW,
     build_definitions,
 )
+from features.redis_layout import (
+    decode_rows,
+    encode_double,
+    encode_string,
+    encode_timestamp,
+    feature_fields,
+    redis_key,
+)
 from infra.settings import Settings
 
 if TYPE_CHECKING:
+    import redis
     from feast import FeatureService, FeatureStore
 
 log = logging.getLogger("fraudstream.features.store")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Row = tuple[str, str, str, int, Features]  # transaction_id, card_id, terminal, event_ms, vec
 
 
 def repo_config(settings: Settings) -> Any:
@@ -42,11 +59,22 @@ def repo_config(settings: Settings) -> Any:
             "type": "redis",
             "connection_string": settings.redis_connection,
             "key_ttl_seconds": settings.online_ttl_seconds,
+            "skip_dedup": True,
         },
         offline_store={"type": "file"},
         entity_key_serialization_version=3,
         repo_path=str(feast_dir),
     )
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client for the Redis of Feast's online store (``host:port[,password=...]``)."""
+    import redis as redis_lib
+
+    hostport, _, rest = settings.redis_connection.partition(",")
+    host, _, port = hostport.rpartition(":")
+    password = rest.split("=", 1)[1] if rest.startswith("password=") else None
+    return redis_lib.Redis(host=host, port=int(port), password=password)
 
 
 class OnlineFeatures:
@@ -56,6 +84,12 @@ class OnlineFeatures:
         self._settings = settings
         self._store: FeatureStore | None = None
         self._service: FeatureService | None = None
+        self._redis: redis.Redis | None = None
+        self._fields = feature_fields(TRANSACTION_VIEW, FEATURE_NAMES)
+        self._card_field, self._terminal_field = feature_fields(
+            TRANSACTION_VIEW, ["card_id", "terminal"])
+        self._ts_field = f"_ts:{TRANSACTION_VIEW}"
+        self._project = settings.feast_project.encode()
 
     @property
     def store(self) -> FeatureStore:
@@ -64,6 +98,12 @@ class OnlineFeatures:
 
             self._store = FeatureStore(config=repo_config(self._settings))
         return self._store
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis_client(self._settings)
+        return self._redis
 
     def apply(self) -> None:
         """Register entities, views and the FeatureService (idempotent)."""
@@ -78,28 +118,61 @@ class OnlineFeatures:
             self._service = self.store.get_feature_service(FEATURE_SERVICE_NAME)
         return self._service
 
-    def write(self, rows: Sequence[tuple[str, str, int, Features]]) -> None:
-        """Write ``(transaction_id, card_id, event_ms, features)`` rows in one call."""
+    def write(self, rows: Sequence[Row]) -> None:
+        """Write ``(transaction_id, card_id, terminal, event_ms, features)`` rows in one
+        pipeline, in exactly the layout Feast's Redis store writes (``HSET`` of every field
+        and ``_ts:view``, then ``EXPIRE`` by ``key_ttl_seconds``) — what
+        ``write_to_online_store`` does with ``skip_dedup``, without its per-value Python
+        conversions, which cost more than the rest of the worker."""
         if not rows:
             return
+        ttl = self._settings.online_ttl_seconds
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tid, card, terminal, event_ms, vector in rows:
+                key = redis_key(ENTITY_JOIN_KEY, tid, self._project)
+                mapping: dict[bytes | str, bytes] = dict(
+                    zip(self._fields, map(encode_double, vector), strict=True))
+                mapping[self._card_field] = encode_string(card)
+                mapping[self._terminal_field] = encode_string(terminal)
+                mapping[self._ts_field] = encode_timestamp(event_ms)
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                pipe.expire(key, ttl)
+            pipe.execute()
+
+    def write_via_feast(self, rows: Sequence[Row]) -> None:
+        """The same rows through Feast's ``write_to_online_store`` (reference for tests)."""
         import pandas as pd
 
-        columns: dict[str, list[Any]] = {
-            "transaction_id": [r[0] for r in rows],
-            "card_id": [r[1] for r in rows],
-            TIMESTAMP_FIELD: [datetime.fromtimestamp(r[2] / 1000.0, tz=UTC) for r in rows],
-        }
-        for i, name in enumerate(FEATURE_NAMES):
-            columns[name] = [float(r[3][i]) for r in rows]
-        self.store.write_to_online_store(TRANSACTION_VIEW, pd.DataFrame(columns))
+        self.store.write_to_online_store(TRANSACTION_VIEW, pd.DataFrame(frame_columns(rows)))
 
     def read(self, transaction_ids: Sequence[str]) -> list[Features | None]:
-        """The served feature vectors, in FeatureService order; ``None`` where missing."""
+        """The served vectors in FeatureService order, ``None`` where missing: one round trip.
+
+        Reads the hash Feast wrote for each transaction (key: Feast's entity-key
+        serialization v3 + project; fields: murmur3 of ``view:feature``) with one pipelined
+        ``HMGET`` each, executed together, and decodes Feast's ``ValueProto`` doubles.
+        """
         if not transaction_ids:
             return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tid in transaction_ids:
+                pipe.hmget(redis_key(ENTITY_JOIN_KEY, tid, self._project),  # type: ignore[arg-type]
+                           self._fields)
+            replies = pipe.execute()
+        return decode_rows(replies, len(FEATURE_NAMES))
+
+    def exists(self, transaction_ids: Sequence[str]) -> list[bool]:
+        """Whether each transaction has a feature row (one round trip)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tid in transaction_ids:
+                pipe.exists(redis_key(ENTITY_JOIN_KEY, tid, self._project))
+            return [bool(n) for n in pipe.execute()]
+
+    def read_via_feast(self, transaction_ids: Sequence[str]) -> list[Features | None]:
+        """The same vectors through ``get_online_features`` (reference for tests/bench)."""
         response = self.store.get_online_features(
             features=self.feature_service(),
-            entity_rows=[{"transaction_id": t} for t in transaction_ids],
+            entity_rows=[{ENTITY_JOIN_KEY: t} for t in transaction_ids],
         ).to_dict()
         columns = [response[name] for name in FEATURE_NAMES]
         out: list[Features | None] = []
@@ -112,3 +185,21 @@ class OnlineFeatures:
         """Ordered feature names the FeatureService serves (for model compatibility checks)."""
         service = self.feature_service()
         return [f.name for proj in service.feature_view_projections for f in proj.features]
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+
+def frame_columns(rows: Sequence[Row]) -> dict[str, list[Any]]:
+    """Columns of the feature view (online write and offline part files) from rows."""
+    columns: dict[str, list[Any]] = {
+        ENTITY_JOIN_KEY: [r[0] for r in rows],
+        "card_id": [r[1] for r in rows],
+        "terminal": [r[2] for r in rows],
+        TIMESTAMP_FIELD: [_EPOCH + timedelta(milliseconds=r[3]) for r in rows],
+    }
+    for i, name in enumerate(FEATURE_NAMES):
+        columns[name] = [float(r[4][i]) for r in rows]
+    return columns

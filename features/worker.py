@@ -1,31 +1,46 @@
-"""Stream feature worker (faust-streaming): transactions -> card state -> Feast -> scorer.
+"""Stream feature worker (faust-streaming): transactions + labels -> card and terminal state
+-> Feast -> scorer.
 
-For each micro-batch taken from ``transactions`` it
+Agents (one process; scale out by running more, Kafka spreads the partitions):
 
-1. validates every message (bad ones go to ``transactions.dlq`` with the reason and their
-   source ``topic[partition]@offset``; the worker never stops on bad input),
-2. folds each valid transaction into its card's state (a Faust table with a changelog, so a
-   restarted worker recovers it) through the pure core, :func:`features.core.update`,
-3. writes the batch's feature rows to Feast's Redis online store in one call, and only then
-4. forwards the transactions to the internal ``transactions.featurized`` topic, which the
-   scorer consumes: a transaction reaches the scorer only after its features are readable.
+1. ``features`` on ``transactions`` (micro-batches): validates (bad input goes to
+   ``transactions.dlq`` with its reason and ``topic[partition]@offset``), folds each
+   transaction into its card's state (table ``card-state``) and sends it with its card
+   features to the repartition topic, keyed by terminal.
+2. ``labels`` on ``labels``: each label waits until its card partition caught up with its
+   ``label_time``, is resolved to its transaction's terminal through the card state and sent
+   to the repartition topic too. Both agents announce per-partition watermarks there.
+3. ``terminals`` on the repartition topic: merges items in ``(time, kind, id)`` order
+   (:mod:`features.merge`), folds them into table ``terminal-state``, writes each batch's full
+   vectors to Feast's online store (and the offline part files), and only then forwards the
+   transactions to ``transactions.featurized`` for the scorer.
 
-Offsets are acknowledged by Faust after the batch body finished (``take_events``), so a crash
-redelivers the batch; the core's redelivery cache returns the same features for a transaction
-it has already seen, so state is not double-counted.
+Tables have changelogs and, with ``faust_store=rocksdict://``, a local RocksDB copy, so a
+restarted worker recovers. Offsets are committed only for acknowledged messages and items
+waiting in the merge or label queues are held un-acknowledged, so a crash redelivers them;
+redelivered transactions get their first features back (the cores' redelivery caches) and
+labels are idempotent, so nothing is double-counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+from faust.streams import _current_event
+from faust.types import TP
 
-from features.core import CardState, Event, update
-from features.store import OnlineFeatures
+from features.core import Event
+from features.offline import OfflineWriter
+from features.stages import CardStage, Message, TerminalStage
+from features.store import OnlineFeatures, Row
 from infra.errors import InvalidInput
 from infra.settings import Settings
 from streams.dlq import dead_letter_record, make_dead_letter
@@ -34,113 +49,248 @@ from streams.serde import dumps
 
 log = logging.getLogger("fraudstream.features.worker")
 
-STATE_TABLE = "card-state"
+CARD_TABLE = "card-state"
+TERMINAL_TABLE = "terminal-state"
 READY_MARKER = "Worker ready"  # faust logs it once partitions are assigned and recovered
+MARKER_REFRESH_S = 1.0
 
 
 def to_event(txn: Transaction) -> Event:
-    return Event(
-        txn.transaction_id,
-        txn.event_ms,
-        txn.card_id,
-        txn.merchant_id,
-        txn.amount,
-        txn.channel,
-        txn.country,
-        txn.device_id,
-    )
+    return Event(txn.transaction_id, txn.event_ms, txn.card_id, txn.merchant_id, txn.amount,
+                 txn.channel, txn.country, txn.device_id, txn.terminal_id)
 
 
 def dead_letter_value(raw: bytes | None, reason: str, message: Any) -> bytes:
     letter = make_dead_letter(
-        key=message.key,
-        value=raw,
-        error=reason,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(message.timestamp * 1000),
-        worker="features",
+        key=message.key, value=raw, error=reason, topic=message.topic,
+        partition=message.partition, offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000), worker="features",
     )
     return dead_letter_record(letter)[1]
 
 
+@contextmanager
+def in_event(event: Any) -> Iterator[None]:
+    """Run table reads/writes as on behalf of ``event`` (its partition picks the table's).
+
+    Faust takes the partition from the stream's current event; micro-batches and buffered
+    items are processed outside of it, so the stage names the message explicitly.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class TableStore:
+    """A Faust table as a :class:`~features.stages.StateStore`."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str, handle: Any) -> Any:
+        with in_event(handle):
+            return self.table.get(key)
+
+    def put(self, key: str, value: Any, handle: Any) -> None:
+        with in_event(handle):
+            self.table[key] = value
+
+
+def faust_store(settings: Settings) -> str:
+    # faust's rocksdb:// store uses rocksdict when it is installed (it is a dependency)
+    return "rocksdb://" if settings.faust_store == "rocksdict://" else settings.faust_store
+
+
 def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faust.App:
     """The Faust app of the feature worker (nothing connects until it runs)."""
+    from features.labels import parse_label
+
     online = online or OnlineFeatures(settings)
+    offline = OfflineWriter(settings, settings.feature_offline_flush_s)
+    n = settings.topic_partitions
     app = faust.App(
         settings.consumer_group_features,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
-        store=settings.faust_store,
-        datadir=str((settings.state_dir / "faust").resolve()),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
+        store=faust_store(settings), datadir=str((settings.state_dir / "faust").resolve()),
+        topic_partitions=n, topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest", web_enabled=False,
         processing_guarantee="at_least_once",
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 4),
         consumer_max_fetch_size=max(1_048_576, settings.max_message_bytes * 4),
     )
 
     def raw_topic(name: str) -> faust.TopicT:
-        return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        )
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=n)
 
-    source = raw_topic(settings.topic_transactions)
-    featurized = raw_topic(settings.topic_featurized)
-    dlq = raw_topic(settings.topic_dlq)
-    # The changelog is partitioned by the producer's key hash (murmur2, as the upstream
-    # producers use), so a card's state lives in the partition its transactions arrive on.
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=settings.topic_partitions,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-        use_partitioner=True,
-    )
+    source, labels = raw_topic(settings.topic_transactions), raw_topic(settings.topic_labels)
+    repartition = raw_topic(settings.topic_feature_repartition)
+    featurized, dlq = raw_topic(settings.topic_featurized), raw_topic(settings.topic_dlq)
+    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    # Table partitions follow the message a state is written for (Faust's default): a card's
+    # state lives in the partition number its transactions (and labels) arrive on, whatever
+    # partitioner upstream uses; a terminal's in its repartition partition.
+    card_table = app.Table(CARD_TABLE, default=None, partitions=n, schema=schema)
+    term_table = app.Table(TERMINAL_TABLE, default=None, partitions=n, schema=schema)
+    card = CardStage(TableStore(card_table))
+    terminal = TerminalStage(TableStore(term_table), n)
+    progress: dict[TP, int] = {}  # next offset after the last processed message
+    emit_lock = asyncio.Lock()  # keeps each source's repartition messages in order
+    last_marks: dict[int, tuple[list[bytes], float]] = {}
+
+    def caught_up(tp: TP) -> bool:
+        try:
+            high = app.consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not assigned / consumer not started yet
+            return False
+        if high is None:
+            return False
+        nxt = progress.get(tp)
+        if nxt is None:
+            nxt = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+        return nxt >= high
+
+    async def emit(messages: list[Message]) -> list[Any]:
+        return [await repartition.send(key=k, value=v) for k, v in messages]
+
+    async def announce(partition: int, force: bool = False) -> list[Any]:
+        """Release due labels of a card partition and send its watermarks (under the lock)."""
+        txn_idle = caught_up(TP(settings.topic_transactions, partition))
+        futures = []
+        for message, handle in card.release_labels(partition, txn_idle):
+            if message is not None:
+                futures += await emit([message])
+            handle.ack()
+        marks = card.markers(partition, txn_idle, caught_up(TP(settings.topic_labels, partition)))
+        sent = last_marks.get(partition)
+        now = time.monotonic()
+        if force or sent is None or sent[0] != marks or now - sent[1] > MARKER_REFRESH_S:
+            last_marks[partition] = (marks, now)
+            for mark in marks:
+                futures += [await repartition.send(key=None, value=mark, partition=k)
+                            for k in range(n)]
+        return futures
 
     @app.agent(source, name="features")
     async def featurize(stream: faust.StreamT) -> None:
-        # take_events is on faust.Stream, not (yet) on its StreamT interface
         async for events in cast(faust.Stream, stream).take_events(
             settings.feature_batch_size, within=settings.feature_batch_ms / 1000.0
         ):
-            rows: list[tuple[str, str, int, tuple[float, ...]]] = []
-            forward: list[tuple[bytes, bytes]] = []
+            out: list[Message] = []
             dead: list[tuple[bytes | None, bytes]] = []
+            touched: set[int] = set()
             for event in events:
                 message = event.message
+                progress[message.tp] = message.offset + 1
                 try:
                     txn = parse_transaction(event.value or b"", settings.max_message_bytes)
                 except InvalidInput as exc:
-                    log.warning(
-                        "dead-letter %s[%d]@%d: %s",
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        exc.reason,
-                    )
-                    dead.append((message.key, dead_letter_value(event.value, exc.reason, message)))
+                    log.warning("dead-letter %s[%d]@%d: %s", message.topic, message.partition,
+                                message.offset, exc.reason)
+                    dead.append((message.key, dead_letter_value(event.value, exc.reason,
+                                                                message)))
                     continue
-                current = table.get(txn.card_id)
-                state = CardState.from_dict(current) if current else None
-                state, feats = update(state, to_event(txn))
-                table[txn.card_id] = state.to_dict()
-                rows.append((txn.transaction_id, txn.card_id, txn.event_ms, feats))
                 record = txn.to_record()
                 record["ingest_ms"] = int(message.timestamp * 1000)
-                forward.append((txn.card_id.encode(), dumps(record)))
-            await _write_with_retry(online, rows)
-            pending = [await featurized.send(key=k, value=v) for k, v in forward]
+                repartitioned = card.transaction(message.partition, to_event(txn), record, event)
+                if repartitioned is not None:  # None: redelivered, sent before the crash
+                    out.append(repartitioned)
+                touched.add(message.partition)
+            async with emit_lock:
+                pending = await emit(out)
+                for partition in sorted(touched):
+                    pending += await announce(partition)
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
+            card.flush()  # after delivery: a persisted card state implies its items were sent
+
+    @app.agent(labels, name="labels")
+    async def take_labels(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(
+            settings.feature_batch_size, within=settings.feature_batch_ms / 1000.0
+        ):
+            touched: set[int] = set()
+            dead: list[tuple[bytes | None, bytes]] = []
+            for event in events:
+                message = event.message
+                progress[message.tp] = message.offset + 1
+                try:
+                    label = parse_label(event.value or b"", settings.max_message_bytes)
+                except InvalidInput as exc:
+                    dead.append((message.key, dead_letter_value(event.value, exc.reason,
+                                                                message)))
+                    continue
+                message.incref()  # held until released (acknowledged in ``announce``)
+                card.label(message.partition, label, event)
+                touched.add(message.partition)
+            async with emit_lock:
+                pending = [f for p in sorted(touched) for f in await announce(p)]
+            pending += [await dlq.send(key=k, value=v) for k, v in dead]
+            await asyncio.gather(*pending)
+
+    @app.agent(repartition, name="terminals")
+    async def terminals(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(
+            settings.feature_batch_size, within=settings.feature_batch_ms / 1000.0
+        ):
+            touched: set[int] = set()
+            for event in events:
+                partition = event.message.partition
+                if terminal.receive(partition, json.loads(event.value or b"{}"), event):
+                    event.message.incref()  # held in the merge buffer until released
+                touched.add(partition)
+            released = [r for p in sorted(touched) for r in terminal.release(p)]
+            done = [r for r, _ in released if r is not None]
+            late = [r for r in done if r.late]
+            if late:  # redelivered (row exists) or out-of-order data (write if missing)
+                exists = await asyncio.to_thread(online.exists, [r.transaction_id for r in late])
+                skip = {r.transaction_id for r, hit in zip(late, exists, strict=True) if hit}
+            else:
+                skip = set()
+            rows: list[Row] = [(r.transaction_id, r.card_id, r.terminal, r.event_ms, r.features)
+                               for r in done if r.transaction_id not in skip]
+            await _write_with_retry(online, rows)
+            terminal.flush()  # after the write: a persisted terminal state implies its rows
+            pending = [await featurized.send(key=r.card_id.encode(), value=dumps(r.record))
+                       for r in done]
+            await asyncio.gather(*pending)
+            for _, handle in released:
+                handle.ack()
+            if settings.feature_offline_from_stream:
+                offline.add(rows)
+                if offline.due():
+                    await asyncio.to_thread(offline.flush)
+
+    @app.timer(settings.feature_idle_ms / 1000.0)
+    async def announce_idle() -> None:
+        try:
+            assigned = app.consumer.assignment()
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            return
+        partitions = sorted(tp.partition for tp in assigned
+                            if tp.topic == settings.topic_transactions)
+        async with emit_lock:
+            pending = [f for p in partitions for f in await announce(p)]
+        await asyncio.gather(*pending)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == settings.topic_labels:
+                card.revoke(tp.partition)  # redelivered to the new owner (never acked here)
+            elif tp.topic == settings.topic_feature_repartition:
+                terminal.revoke(tp.partition)
+            progress.pop(tp, None)
 
     return app
 
 
-async def _write_with_retry(online: OnlineFeatures, rows: list[Any]) -> None:
+async def _write_with_retry(online: OnlineFeatures, rows: list[Row]) -> None:
     """Write to the online store, retrying with backoff: nothing is forwarded unwritten."""
+    if not rows:
+        return
     delay = 0.1
     while True:
         try:
@@ -154,11 +304,18 @@ async def _write_with_retry(online: OnlineFeatures, rows: list[Any]) -> None:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the feature worker in this process until SIGTERM/SIGINT."""
+    import gc
+
+    from features.labels import ensure_feature_topics
+
     online = OnlineFeatures(settings)
     started = time.monotonic()
+    ensure_feature_topics(settings)
     online.apply()
     online.feature_service()
     log.info("feast ready in %.1fs", time.monotonic() - started)
     app = create_app(settings, online)
+    gc.collect()
+    gc.freeze()  # start-up objects out of the collector's way: shorter pauses
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

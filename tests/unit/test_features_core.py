@@ -2,155 +2,238 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pandas as pd
 import pytest
 
 from features.backfill import compute_features
+from features.card import TXN_MAP_CAP
 from features.core import (
+    CARD_FEATURE_NAMES,
     DAY_MS,
     FEATURE_NAMES,
     HOUR_MS,
     NO_PREVIOUS_SECONDS,
+    TERMINAL_FEATURE_NAMES,
     CardState,
     Event,
-    update,
+    FeatureCore,
+    Label,
+    LabelEvent,
+    TerminalState,
+    card_update,
+    terminal_label,
+    terminal_update,
 )
+from features.windows import DayBuckets, Sliding
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
+MIN = 60_000
 
 
-def ev(
-    i: int,
-    ms: int,
-    amount: float = 10.0,
-    merchant: str = "m1",
-    country: str = "FR",
-    device: str | None = "d1",
-    channel: str = "pos",
-) -> Event:
-    return Event(f"t{i}", ms, "c1", merchant, amount, channel, country, device)
+def ev(i: int, ms: int, amount: float = 10.0, merchant: str = "m1", country: str = "FR",
+       device: str | None = "d1", channel: str = "pos", card: str = "c1",
+       terminal: str | None = "t1") -> Event:
+    return Event(f"t{i}", ms, card, merchant, amount, channel, country, device, terminal)
 
 
-def feats(values: tuple[float, ...]) -> dict[str, float]:
-    return dict(zip(FEATURE_NAMES, values, strict=True))
-
-
-def run(events: list[Event]) -> list[dict[str, float]]:
+def card_run(events: list[Event]) -> list[dict[str, float]]:
     state = None
     out = []
     for e in events:
-        state, f = update(state, e)
-        out.append(feats(f))
+        state, f = card_update(state, e)
+        out.append(dict(zip(CARD_FEATURE_NAMES, f, strict=True)))
     return out
 
 
-def test_windows_include_the_event_and_expire() -> None:
-    out = run(
-        [ev(1, T0), ev(2, T0 + 30 * 60_000), ev(3, T0 + 2 * HOUR_MS), ev(4, T0 + 25 * HOUR_MS)]
-    )
-    assert [f["card_txn_count_1h"] for f in out] == [1, 2, 1, 1]
-    assert [f["card_txn_count_24h"] for f in out] == [1, 2, 3, 2]
-    assert out[2]["card_amount_sum_24h"] == pytest.approx(30.0)
+def named(vector: tuple[float, ...]) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES, vector, strict=True))
 
 
-def test_history_features_exclude_the_current_amount() -> None:
-    out = run([ev(1, T0, 10.0), ev(2, T0 + HOUR_MS, 30.0), ev(3, T0 + 2 * HOUR_MS, 200.0)])
-    assert out[0]["card_amount_mean_30d"] == 0.0 and out[0]["card_amount_ratio_30d"] == 1.0
-    assert out[2]["card_amount_mean_30d"] == pytest.approx(20.0)
-    assert out[2]["card_amount_ratio_30d"] == pytest.approx(10.0)
+def test_sliding_window_expires_exactly_at_the_span() -> None:
+    w = Sliding(span=10, n_keys=1)
+    w.push(0, 1.0, "a")
+    w.push(9, 2.0, "b")
+    assert (w.count, w.total, w.n_distinct(0)) == (2, 3.0, 2)
+    w.push(10, 4.0, "b")  # t=0 leaves: window is (0, 10]
+    assert (w.count, w.total, w.n_distinct(0)) == (2, 6.0, 1)
+    assert Sliding.from_list(json.loads(json.dumps(w.to_list()))).distinct == w.distinct
+
+
+def test_day_buckets_running_totals_equal_recomputed_sums() -> None:
+    rng = random.Random(3)  # noqa: S311 - test data
+    b = DayBuckets((7, 30), 1)
+    history: list[tuple[int, float]] = []
+    day = 0
+    for _ in range(600):
+        day += rng.choice([0, 0, 1, 2, 5])
+        b.advance(day)
+        amend = max(0, day - rng.randrange(0, 40))
+        if b.add(amend, 0, 1.0, create=False):
+            history.append((amend, 1.0))
+        b.add(day, 0, 2.0)
+        history.append((day, 2.0))
+        for j, span in enumerate((7, 30)):
+            expected = sum(v for d, v in history if d > day - span)
+            assert b.total(j, 0) == pytest.approx(expected)
+        assert len(b.buckets) <= 30
+
+
+def test_card_windows_include_the_event_and_expire() -> None:
+    out = card_run([ev(1, T0), ev(2, T0 + 5 * MIN), ev(3, T0 + 30 * MIN),
+                    ev(4, T0 + 2 * HOUR_MS), ev(5, T0 + 25 * HOUR_MS),
+                    ev(6, T0 + 8 * DAY_MS)])
+    assert [f["card_txn_count_10m"] for f in out] == [1, 2, 1, 1, 1, 1]
+    assert [f["card_txn_count_1h"] for f in out] == [1, 2, 3, 1, 1, 1]
+    assert [f["card_txn_count_24h"] for f in out] == [1, 2, 3, 4, 2, 1]
+    assert [f["card_txn_count_7d"] for f in out] == [1, 2, 3, 4, 5, 1]  # calendar days
+    assert [f["card_txn_count_30d"] for f in out] == [1, 2, 3, 4, 5, 6]
+    assert out[3]["card_amount_sum_24h"] == pytest.approx(40.0)
+
+
+def test_history_features_describe_the_card_before_the_event() -> None:
+    out = card_run([ev(1, T0, 10.0), ev(2, T0 + HOUR_MS, 30.0), ev(3, T0 + 2 * HOUR_MS, 20.0),
+                    ev(4, T0 + 3 * HOUR_MS, 200.0)])
+    assert out[0]["card_amount_ratio_30d"] == 1.0 and out[0]["card_amount_zscore_30d"] == 0.0
+    assert out[3]["card_amount_ratio_30d"] == pytest.approx(10.0)
+    assert out[3]["card_amount_zscore_30d"] == pytest.approx((200 - 20) / math.sqrt(200 / 3))
     assert out[0]["card_seconds_since_prev"] == NO_PREVIOUS_SECONDS
     assert out[1]["card_seconds_since_prev"] == pytest.approx(3600.0)
-    assert out[2]["amount_log"] == pytest.approx(math.log1p(200.0))
+    assert out[3]["amount_log"] == pytest.approx(math.log1p(200.0))
+    assert out[3]["card_age_days"] == pytest.approx(3 / 24)
+    assert out[1]["card_profile_amount_ewm"] == pytest.approx(10.0)
 
 
 def test_distinct_and_novelty_features() -> None:
-    out = run(
-        [
-            ev(1, T0, merchant="m1", country="FR", device="d1"),
-            ev(2, T0 + 1000, merchant="m2", country="FR", device="d1"),
-            ev(3, T0 + 2000, merchant="m3", country="US", device="d2"),
-            ev(4, T0 + 31 * DAY_MS, merchant="m3", country="US", device="d2"),
-        ]
-    )
+    out = card_run([
+        ev(1, T0, merchant="m1", country="FR", device="d1"),
+        ev(2, T0 + 1000, merchant="m2", country="FR", device="d1"),
+        ev(3, T0 + 2000, merchant="m3", country="US", device="d2"),
+        ev(4, T0 + 31 * DAY_MS, merchant="m3", country="US", device="d2"),
+    ])
     assert [f["card_distinct_merchants_24h"] for f in out] == [1, 2, 3, 1]
     assert [f["card_distinct_countries_24h"] for f in out] == [1, 1, 2, 1]
+    assert [f["card_distinct_devices_24h"] for f in out] == [1, 1, 2, 1]
     assert [f["card_new_device_30d"] for f in out] == [1, 0, 1, 1]
-    assert [f["card_new_country_30d"] for f in out] == [0, 0, 1, 0]
+    assert [f["card_new_country_30d"] for f in out] == [0, 0, 1, 0]  # no 30-day history
+    assert [f["card_new_merchant_30d"] for f in out] == [0, 1, 1, 0]
 
 
 def test_calendar_flags_use_event_time_utc() -> None:
     saturday_3am = T0 + 5 * DAY_MS + 3 * HOUR_MS
-    monday_noon = T0 + 12 * HOUR_MS
-    out = run([ev(1, saturday_3am, channel="ecom"), ev(2, monday_noon + 7 * DAY_MS)])
+    out = card_run([ev(1, saturday_3am, channel="ecom"), ev(2, T0 + 7 * DAY_MS + 12 * HOUR_MS,
+                                                            channel="atm")])
     assert (out[0]["is_night"], out[0]["is_weekend"], out[0]["is_ecom"]) == (1, 1, 1)
-    assert (out[1]["is_night"], out[1]["is_weekend"], out[1]["is_ecom"]) == (0, 0, 0)
+    assert (out[1]["is_night"], out[1]["is_weekend"], out[1]["is_atm"]) == (0, 0, 1)
 
 
 def test_redelivery_does_not_double_count() -> None:
-    state, first = update(None, ev(1, T0))
-    state, second = update(state, ev(2, T0 + 1000))
+    state, first = card_update(None, ev(1, T0))
+    state, second = card_update(state, ev(2, T0 + 1000))
     before = json.dumps(state.to_dict())
-    state, again = update(state, ev(1, T0))
-    assert again == first
-    state, again2 = update(state, ev(2, T0 + 1000))
-    assert again2 == second
+    assert first is not None and second is not None
+    for redelivered in (ev(1, T0), ev(2, T0 + 1000)):
+        state, again = card_update(state, redelivered)
+        assert again is None  # applied already: nothing to re-emit
     assert json.dumps(state.to_dict()) == before
+    term, feats = terminal_update(None, "t1", T0, 5.0)
+    term, _ = terminal_update(term, "t2", T0 + 1000, 5.0)
+    snapshot = json.dumps(term.to_dict())
+    assert terminal_update(term, "t1", T0, 5.0)[1] is None
+    assert terminal_update(term, "t2", T0 + 1000, 5.0)[1] is None
+    assert json.dumps(term.to_dict()) == snapshot
+    assert feats == (1.0, 1.0, 1.0, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def test_state_survives_a_json_round_trip() -> None:
-    events = [ev(i, T0 + i * 17 * 60_000, amount=5.0 + i, merchant=f"m{i % 4}") for i in range(200)]
-    state_a: CardState | None = None
-    state_b: CardState | None = None
-    for e in events:
-        state_a, fa = update(state_a, e)
-        restored = (
-            CardState.from_dict(json.loads(json.dumps(state_b.to_dict()))) if state_b else None
-        )
-        state_b, fb = update(restored, e)
+def test_states_survive_a_json_round_trip() -> None:
+    a: CardState | None = None
+    b: CardState | None = None
+    ta: TerminalState | None = None
+    tb: TerminalState | None = None
+    for i in range(300):
+        e = ev(i, T0 + i * 37 * MIN, amount=5.0 + i % 7, merchant=f"m{i % 4}",
+               device=f"d{i % 3}")
+        a, fa = card_update(a, e)
+        b, fb = card_update(CardState.from_dict(json.loads(json.dumps(b.to_dict())))
+                            if b else None, e)
         assert fa == fb
+        ta, ga = terminal_update(ta, e.transaction_id, e.event_ms, e.amount)
+        tb, gb = terminal_update(TerminalState.from_dict(json.loads(json.dumps(tb.to_dict())))
+                                 if tb else None, e.transaction_id, e.event_ms, e.amount)
+        assert ga == gb
+        if i % 5 == 0:
+            label = LabelEvent(f"t{i}", "t1", e.event_ms, e.event_ms + HOUR_MS, True)
+            ta, tb = terminal_label(ta, label), terminal_label(tb, label)
 
 
 def test_memory_is_bounded() -> None:
     state = None
-    for i in range(2000):
-        state, _ = update(state, ev(i, T0 + i * 6 * HOUR_MS, device=f"d{i}", country="FR"))
-    assert state is not None
-    assert len(state.days) <= 31
-    assert len(state.times) <= 5
-    assert len(state.devices) <= 130
+    terminal = None
+    for i in range(6000):
+        ms = T0 + i * 3 * HOUR_MS
+        state, _ = card_update(state, ev(i, ms, device=f"d{i}", merchant=f"m{i}"))
+        terminal, _ = terminal_update(terminal, f"t{i}", ms, 1.0)
+        terminal = terminal_label(terminal, LabelEvent(f"t{i}", "t1", ms, ms, True))
+    assert state is not None and terminal is not None
+    assert len(state.days.buckets) <= 30 and len(terminal.days.buckets) <= 30
+    assert state.w24h.count <= 8 and state.w10m.count <= 1
+    assert max(len(s) for s in state.seen) <= 30 * 8 + 8
+    assert len(state.txns) <= 60 * 8 + 8 <= TXN_MAP_CAP
     assert len(state.recent) <= 16
+    assert len(terminal.frauds) <= 32 * 8
 
 
-def test_backfill_equals_the_streaming_core() -> None:
-    rows = []
-    for i in range(300):
-        rows.append(
-            {
-                "transaction_id": f"t{i}",
-                "event_time": pd.Timestamp(T0 + i * 11 * 60_000, unit="ms", tz="UTC"),
-                "card_id": f"c{i % 7}",
-                "merchant_id": f"m{i % 5}",
-                "amount": 1.0 + i % 13,
-                "channel": "ecom" if i % 3 else "pos",
-                "country": "FR" if i % 4 else "DE",
-                "device_id": None if i % 6 == 0 else f"d{i % 2}",
-            }
-        )
+def test_terminal_fraud_rate_uses_only_labels_known_at_event_time() -> None:
+    core = FeatureCore()
+    events = [ev(1, T0, card="a"), ev(2, T0 + HOUR_MS, card="b"),
+              ev(3, T0 + 3 * HOUR_MS, card="c"), ev(4, T0 + 5 * HOUR_MS, card="d")]
+    # t1 is found fraudulent at T0+3h exactly (known by t3), t2 at T0+6h (after t4)
+    labels = [Label("t1", "a", T0 + 3 * HOUR_MS, True), Label("t2", "b", T0 + 6 * HOUR_MS, True)]
+    out = {k: named(v) for k, v in core.run(events, labels).items()}
+    assert [out[f"t{i}"]["term_fraud_count_30d"] for i in range(1, 5)] == [0, 0, 1, 1]
+    assert out["t3"]["term_fraud_rate_7d"] == pytest.approx(1 / 3)
+    assert out["t4"]["term_txn_count_24h"] == 4 and out["t4"]["term_txn_count_1h"] == 1
+    assert core.terminals["t:t1"].days.total(1, 1) == 2  # t2 counted after its label_time
+
+
+def test_no_label_from_the_future_on_simulated_data() -> None:
+    from replay.simulator import SimulationConfig, simulate
+
+    frame = simulate(SimulationConfig(n_customers=120, n_terminals=15, days=10, seed=4,
+                                      analyst_share=1.0, analyst_hours=(0.2, 2.0)))
+    feats = compute_features(frame)
+    times = frame["event_time"].astype("int64") // 1_000_000
+    label_ms = frame["label_time"].astype("int64") // 1_000_000
+    terms = frame["terminal_id"].fillna("m:" + frame["merchant_id"])
+    fraud = frame["is_fraud"].to_numpy()
+    checked = 0
+    for i in range(len(frame)):
+        t = times.iloc[i]
+        same = (terms == terms.iloc[i]).to_numpy()
+        window = same & (times > t - 30 * DAY_MS).to_numpy() & (times <= t).to_numpy()
+        known = window & fraud & (label_ms <= t).to_numpy()
+        assert feats["term_fraud_count_30d"].iloc[i] <= known.sum()  # day buckets: <= 30 days
+        assert feats["term_fraud_count_30d"].iloc[i] >= (known & (times >= (t // DAY_MS - 29)
+                                                                  * DAY_MS).to_numpy()).sum()
+        checked += int(known.sum() > 0)
+    assert checked > 0
+
+
+def test_determinism_and_backfill_equals_feature_core() -> None:
+    rows = [{"transaction_id": f"t{i}",
+             "event_time": pd.Timestamp(T0 + i * 11 * MIN, unit="ms", tz="UTC"),
+             "card_id": f"c{i % 7}", "merchant_id": f"m{i % 5}",
+             "terminal_id": None if i % 4 == 0 else f"T{i % 3}", "amount": 1.0 + i % 13,
+             "channel": "ecom" if i % 3 else "pos", "country": "FR" if i % 4 else "DE",
+             "device_id": None if i % 6 == 0 else f"d{i % 2}"} for i in range(400)]
     frame = pd.DataFrame(rows)
-    offline = compute_features(frame)
-    states: dict[str, CardState] = {}
-    for i, row in enumerate(rows):
-        e = Event(
-            row["transaction_id"],
-            int(row["event_time"].value // 1_000_000),
-            row["card_id"],
-            row["merchant_id"],
-            row["amount"],
-            row["channel"],
-            row["country"],
-            row["device_id"],
-        )
-        state, f = update(states.get(e.card_id), e)
-        states[e.card_id] = state
-        assert tuple(offline.iloc[i]) == f
+    a, b = compute_features(frame), compute_features(frame)
+    assert a.equals(b) and list(a.columns) == list(FEATURE_NAMES)
+    events = [Event(r["transaction_id"], int(r["event_time"].value // 1_000_000), r["card_id"],
+                    r["merchant_id"], r["amount"], r["channel"], r["country"], r["device_id"],
+                    r["terminal_id"]) for r in rows]
+    vectors = FeatureCore().run(events, [])
+    for i, r in enumerate(rows):
+        assert tuple(a.iloc[i]) == vectors[r["transaction_id"]]
+    assert len(FEATURE_NAMES) == len(CARD_FEATURE_NAMES) + len(TERMINAL_FEATURE_NAMES)

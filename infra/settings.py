@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     topic_alerts: str = "alerts"
     topic_labels: str = "labels"
     topic_drift: str = "drift"
+    topic_feature_repartition: str = Field(
+        default="transactions.by-terminal",
+        description="internal: the feature worker's repartition of transactions and labels "
+        "by terminal",
+    )
 
     # -- Redis (Feast online store) -----------------------------------------------------
     redis_url: str | None = Field(
@@ -66,6 +71,13 @@ class Settings(BaseSettings):
     # -- workers ------------------------------------------------------------------------
     feature_batch_size: int = Field(default=500, ge=1)
     feature_batch_ms: int = Field(default=20, ge=1)
+    feature_idle_ms: int = Field(
+        default=50, ge=5, description="how often the feature worker announces idle partitions"
+    )
+    feature_offline_from_stream: bool = Field(
+        default=True, description="the feature worker also appends its rows to the offline store"
+    )
+    feature_offline_flush_s: float = Field(default=5.0, gt=0.0)
     faust_store: Literal["memory://", "rocksdb://", "rocksdict://"] = "memory://"
     faust_web_port: int = 16066
     score_batch_size: int = Field(default=500, ge=1)
@@ -73,7 +85,25 @@ class Settings(BaseSettings):
     consumer_group_features: str = "fraudstream-features"
     consumer_group_scorer: str = "fraudstream-scorer"
     scorer_session_timeout_ms: int = Field(default=15_000, ge=6_000, le=300_000)
+    scorer_metrics_port: int = Field(default=18083, ge=0, le=65535, description="0 = off")
+    metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics")
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
+
+    # -- drift monitor (see docs/drift.md) ------------------------------------------------
+    consumer_group_drift: str = "fraudstream-drift"
+    drift_window: Literal["event_time", "count"] = "event_time"
+    drift_window_seconds: int = Field(default=86_400, ge=1, description="event-time windows")
+    drift_window_rows: int = Field(default=5_000, ge=1, description="count windows")
+    drift_lateness_seconds: int = Field(default=600, ge=0)
+    drift_min_rows: int = Field(default=1_000, ge=1, description="no verdict below this")
+    drift_psi_warn: float = Field(default=0.1, gt=0.0)
+    drift_psi_alert: float = Field(default=0.25, gt=0.0)
+    drift_ks_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    drift_ks_min_statistic: float = Field(default=0.1, ge=0.0, le=1.0)
+    drift_correction: Literal["bonferroni", "bh"] = "bonferroni"
+    drift_skip_columns: tuple[str, ...] = ("is_weekend", "is_night")
+    drift_reference_alias: str = "champion"
+    drift_metrics_port: int = Field(default=18082, ge=0, le=65535, description="0 = off")
 
     # -- decision policy ----------------------------------------------------------------
     review_threshold: float | None = Field(
@@ -84,6 +114,29 @@ class Settings(BaseSettings):
     )
     decline_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
     top_reasons: int = Field(default=3, ge=1, le=20)
+
+    # -- REST API (see docs/api.md) --------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=18080, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None, description="X-API-Key for write/admin endpoints; unset = they answer 503"
+    )
+    api_publish_transactions: bool = Field(
+        default=True, description="POST /v1/score also publishes the transaction to the stream"
+    )
+
+    # -- River online model (see docs/online-learning.md) ---------------------------------
+    consumer_group_learner: str = "fraudstream-learner"
+    online_join_capacity: int = Field(default=500_000, ge=100, description="pending decisions")
+    online_join_ttl_hours: float = Field(default=168.0, gt=0.0, description="event time")
+    online_negative_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    online_learning_rate: float = Field(default=0.05, gt=0.0)
+    online_warmup_frauds: int = Field(default=50, ge=0, description="weight 0 before this")
+    online_weight: float = Field(default=1.0, ge=0.0, le=5.0)
+    online_snapshot_seconds: float = Field(default=30.0, gt=0.0)
+    online_reload_seconds: float = Field(default=5.0, ge=0.0)
+    online_keep_snapshots: int = Field(default=5, ge=1)
+    learner_metrics_port: int = Field(default=18081, ge=0, le=65535, description="0 = off")
 
     # -- training -----------------------------------------------------------------------
     xgb_nthread: int = Field(default=1, ge=1)

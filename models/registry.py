@@ -18,6 +18,7 @@ before each such call (never at import), to the settings of the registry making 
 from __future__ import annotations
 
 import json
+import tempfile
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -230,6 +231,27 @@ class ModelRegistry:
             feature_service=mv.tags.get("feature_service", run_tags.get("feature_service", "")),
             metrics=metrics,
         )
+
+    def load_reference(
+        self, alias: str = "champion", name: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """``(version, reference profile)`` of the version ``alias`` points at.
+
+        The profile is the version's ``reference_profile.json`` (see :mod:`models.profile`),
+        read by the drift monitor; ``ModelError`` if the alias or the artifact is missing.
+        """
+        name = name or self.settings.model_name
+        version = self.alias_version(alias, name)
+        if version is None:
+            raise ModelError(f"no version of model {name!r} has alias {alias!r}")
+        run_id = self.client.get_model_version(name, version).run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = self.client.download_artifacts(str(run_id), "reference_profile.json", tmp)
+                profile = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (MlflowException, OSError) as exc:
+            raise ModelError(f"{name} v{version} has no readable reference profile: {exc}") from exc
+        return version, profile
 
     def list_versions(self, name: str | None = None) -> list[ModelVersionInfo]:
         """Every version of ``name`` (oldest first) with its aliases and test metrics."""

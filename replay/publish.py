@@ -8,6 +8,11 @@ fake one. Only the :class:`~streams.schema.Transaction` fields are sent: the liv
 carries no labels. The Kafka message timestamp is left to the producer (now), so broker
 retention does not delete old event times on arrival.
 
+Resuming: ``start_row`` skips rows already published and ``on_checkpoint(rows_done)`` is
+called about once per ``progress_interval`` and at the end (also on Ctrl-C, after a flush)
+with the count of leading rows *acknowledged* by the broker, so a checkpoint never covers
+a row that might be lost (see :mod:`replay.checkpoint`).
+
 Delivery failures are never silent: each is counted, messages still queued when the final
 flush times out count as failed, and :class:`PublishError` (carrying the result) is raised
 at the end if any failed.
@@ -20,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,6 +73,7 @@ class PublishProgress:
     elapsed: float  # seconds since the start
     event_time: str | None  # event time of the last row produced (ISO-8601 UTC)
     done: bool = False
+    total: int | None = None  # rows this run will produce
 
     @property
     def rate(self) -> float:
@@ -105,10 +112,27 @@ def stderr_progress(p: PublishProgress) -> None:
 
 
 class _Deliveries:
-    def __init__(self) -> None:
+    def __init__(self, rows: int = 0) -> None:
         self.ok = 0
         self.failed = 0
         self.first_error: str | None = None
+        self.acked = bytearray(rows)  # 1 where row i (of this run) was acknowledged
+        self.watermark = 0  # rows [0, watermark) all acknowledged
+        self.produced = 0  # handed to the producer
+        self.last_event: str | None = None  # event time of the last row produced
+
+    def row(self, i: int, err: Any, msg: Any) -> None:
+        if err is None:
+            self.acked[i] = 1
+        self(err, msg)
+
+    def advance(self) -> int:
+        """Leading acknowledged rows (a failed row stops it for good)."""
+        acked, w = self.acked, self.watermark
+        while w < len(acked) and acked[w]:
+            w += 1
+        self.watermark = w
+        return w
 
     def __call__(self, err: Any, msg: Any) -> None:
         if err is None:
@@ -132,6 +156,8 @@ def publish_history(
     topic: str | None = None,
     progress_interval: float = 1.0,
     flush_timeout: float = 60.0,
+    start_row: int = 0,
+    on_checkpoint: Callable[[int], None] | None = None,
 ) -> PublishResult:
     """Publish the first ``limit`` rows (all if None) of a history file or frame.
 
@@ -147,22 +173,51 @@ def publish_history(
         df = df.sort_values("event_time", kind="stable", ignore_index=True)
     if limit is not None:
         df = df.iloc[:limit]
+    if start_row:
+        df = df.iloc[start_row:]
     kafka: ProducerLike = make_producer(settings) if producer is None else producer
     topic = topic or settings.topic_transactions
     clock = clock or SystemClock()
-    deliveries = _Deliveries()
+    deliveries = _Deliveries(len(df))
     times = df["event_time"]
     if getattr(times.dtype, "tz", None) is None:
         raise InvalidInput("event_time has no time zone; store UTC timestamps")
     event_s = times.astype("datetime64[ns, UTC]").astype("int64").to_numpy() / 1e9
-    produced, last_event = 0, None
 
     def report(done: bool = False) -> None:
         if progress is not None:
-            progress(PublishProgress(produced, deliveries.ok, deliveries.failed,
-                                     clock.monotonic() - start, last_event, done))
+            progress(PublishProgress(deliveries.produced, deliveries.ok, deliveries.failed,
+                                     clock.monotonic() - start, deliveries.last_event, done,
+                                     len(df)))
+        if on_checkpoint is not None:
+            on_checkpoint(start_row + deliveries.advance())
 
     start = clock.monotonic()
+    try:
+        _produce_all(df, kafka, topic, clock, deliveries, event_s,
+                                            speed, max_rate, start, progress_interval, report)
+    except KeyboardInterrupt:
+        kafka.flush(min(flush_timeout, 10.0))
+        report(done=True)
+        raise
+    stuck = kafka.flush(flush_timeout)
+    if stuck:
+        deliveries.failed += stuck
+        deliveries.first_error = deliveries.first_error or (
+            f"{stuck} message(s) still queued after a {flush_timeout}s flush")
+    report(done=True)
+    result = PublishResult(deliveries.ok, deliveries.failed, clock.monotonic() - start,
+                           deliveries.first_error)
+    if result.failed:
+        raise PublishError(result)
+    return result
+
+
+def _produce_all(df: pd.DataFrame, kafka: ProducerLike, topic: str, clock: Clock,
+                 deliveries: _Deliveries, event_s: Any, speed: float | None,
+                 max_rate: float | None, start: float, progress_interval: float,
+                 report: Callable[..., None]) -> None:
+    """The pacing and produce loop (counts go to ``deliveries``)."""
     next_report = start + progress_interval
     for i, record in enumerate(iter_transactions(df)):
         due = 0.0 if speed is None else (event_s[i] - event_s[0]) / speed
@@ -181,22 +236,11 @@ def publish_history(
         while True:
             try:
                 kafka.produce(topic, value=value, key=record["card_id"].encode(),
-                                 on_delivery=deliveries)
+                              on_delivery=partial(deliveries.row, i))
                 break
             except BufferError:  # local queue full: serve callbacks to make room
                 kafka.poll(0.1)
-        produced += 1
-        last_event = record["event_time"]
-        if produced % 1000 == 0:
+        deliveries.produced += 1
+        deliveries.last_event = record["event_time"]
+        if deliveries.produced % 1000 == 0:
             kafka.poll(0)
-    stuck = kafka.flush(flush_timeout)
-    if stuck:
-        deliveries.failed += stuck
-        deliveries.first_error = deliveries.first_error or (
-            f"{stuck} message(s) still queued after a {flush_timeout}s flush")
-    report(done=True)
-    result = PublishResult(deliveries.ok, deliveries.failed, clock.monotonic() - start,
-                           deliveries.first_error)
-    if result.failed:
-        raise PublishError(result)
-    return result

@@ -1,0 +1,265 @@
+"""Read a user's CSV or Parquet history and turn it into fraudstream's history frame.
+
+:func:`load_history` reads the file, applies a :class:`~replay.mapping.ColumnMapping` and
+:func:`normalize` checks every value the stream would refuse, before anything is published
+or scored. All problems are reported at once in one :class:`~infra.errors.InvalidInput`,
+each naming the user's column, the field, and up to five offending rows (1-based data row
+numbers, i.e. CSV line minus one) with their values.
+
+The result has the columns of :data:`replay.history.HISTORY_COLUMNS`: ids as strings,
+``event_time`` / ``label_time`` as ``datetime64[ns, UTC]`` floored to milliseconds (what the
+stream carries), ``is_fraud`` bool, ``mcc`` a 4-digit string. Without a label-time column,
+``label_time = event_time + label_delay_days``. Rows stay in file order (the event-time order
+the stream and the feature core see; ties keep file order).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from infra.errors import ConfigurationError, InvalidInput
+from replay.history import HISTORY_COLUMNS
+from replay.mapping import REQUIRED_FIELDS, ColumnMapping
+from streams.schema import MAX_AMOUNT, MAX_EVENT_MS, MIN_EVENT_MS
+
+ID_PATTERN = r"[A-Za-z0-9_.:\-]{1,64}"
+CHANNELS = ("pos", "ecom", "atm", "moto")
+_TRUE = {"1", "true", "t", "yes", "y", "fraud", "1.0"}
+_FALSE = {"0", "false", "f", "no", "n", "genuine", "0.0"}
+_ID_FIELDS = ("transaction_id", "card_id", "merchant_id", "terminal_id", "device_id")
+_PATTERNS = {"country": r"[A-Z]{2}", "currency": r"[A-Z]{3}", "mcc": r"[0-9]{4}"}
+
+
+class _Problems:
+    """Collects readable problems; raises them together."""
+
+    def __init__(self, columns: dict[str, str]) -> None:
+        self.columns = columns  # field -> user column
+        self.lines: list[str] = []
+
+    def add(self, name: str, what: str, mask: np.ndarray, values: pd.Series) -> None:
+        rows = np.flatnonzero(mask)
+        if not rows.size:
+            return
+        shown = ", ".join(f"row {i + 1}: {_plain(values.iloc[i])!r}" for i in rows[:5])
+        more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+        self.lines.append(f"column {self.columns.get(name, name)!r} ({name}): {what} in "
+                          f"{rows.size} row(s) — {shown}{more}")
+
+    def raise_if_any(self, source: str) -> None:
+        if self.lines:
+            raise InvalidInput(f"{source}: {len(self.lines)} problem(s):\n  - "
+                               + "\n  - ".join(self.lines))
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python values, so messages show ``-5.0``, not ``np.float64(-5.0)``."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def _times(raw: pd.Series, mapping: ColumnMapping) -> pd.Series:
+    """Parse to UTC; unparseable values become NaT (the caller tells them from blanks)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        times = raw
+    elif pd.api.types.is_numeric_dtype(raw):
+        times = pd.to_datetime(raw, unit=mapping.time_unit, errors="coerce")
+    else:
+        text = raw.astype("string").str.strip()
+        try:
+            times = pd.to_datetime(text, format=mapping.time_format or "ISO8601",
+                                   errors="coerce")
+        except ValueError:  # mixed offsets: parse each to UTC
+            times = pd.to_datetime(text, format=mapping.time_format or "ISO8601",
+                                   errors="coerce", utc=True)
+    if getattr(times.dtype, "tz", None) is None:
+        try:
+            times = times.dt.tz_localize(mapping.timezone, ambiguous="NaT",
+                                         nonexistent="NaT")
+        except Exception as exc:  # noqa: BLE001 - pytz/zoneinfo raise various types
+            raise ConfigurationError(f"unknown timezone {mapping.timezone!r}: {exc}") from None
+    return times.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").dt.floor("ms")
+
+
+def _check_times(p: _Problems, name: str, raw: pd.Series, times: pd.Series) -> None:
+    blank = raw.isna().to_numpy()
+    bad = times.isna().to_numpy() & ~blank
+    p.add(name, "unparseable time (set time_format / time_unit / timezone?)", bad, raw)
+    ms = times.astype("int64").to_numpy() // 1_000_000
+    out = times.notna().to_numpy() & ((ms < MIN_EVENT_MS) | (ms > MAX_EVENT_MS))
+    p.add(name, "time outside 2000-2100 (wrong time_unit?)", out, raw)
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    """Strings with blanks as <NA>; integral floats (ids read as float) lose their '.0'."""
+    if pd.api.types.is_float_dtype(raw):
+        whole = raw.dropna()
+        if (whole == np.floor(whole)).all():
+            raw = raw.astype("Int64")
+    text = raw.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
+              require_labels: bool = True, source: str = "history") -> pd.DataFrame:
+    """The history frame for ``raw`` (see module docstring); raises ``InvalidInput``."""
+    mapping = mapping or ColumnMapping()
+    available = [str(c) for c in raw.columns]
+    cols = {n: c for n in (*REQUIRED_FIELDS, "merchant_id", "terminal_id", "is_fraud",
+                           "label_time", "channel", "country", "device_id", "currency",
+                           "mcc", "label_source", "scenario")
+            if (c := mapping.source_of(n, available)) is not None}
+    absent = [f"{c!r} (mapped to {n})" for n, c in cols.items() if c not in available]
+    if absent:
+        raise InvalidInput(f"{source}: mapped column(s) not in the file: {', '.join(absent)}"
+                           f" (file columns: {available})")
+    needed = [*REQUIRED_FIELDS, *(("is_fraud",) if require_labels else ())]
+    missing = [n for n in needed if n not in cols]
+    if "merchant_id" not in cols and "terminal_id" not in cols:
+        missing.append("merchant_id (or terminal_id)")
+    if missing:
+        raise InvalidInput(
+            f"{source}: no column for {', '.join(missing)}; map one with "
+            f"--map YOUR_COLUMN=field or a mapping file (file columns: {available})")
+    p = _Problems(cols)
+    out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for name in _ID_FIELDS:
+        if name not in cols:
+            continue
+        values = _text(raw[cols[name]])
+        blank = values.isna().to_numpy()
+        if name in ("transaction_id", "card_id", "merchant_id") or (
+                name == "terminal_id" and "merchant_id" not in cols):
+            p.add(name, "missing value", blank, raw[cols[name]])
+        bad = ~blank & ~values.str.fullmatch(ID_PATTERN).fillna(False).to_numpy(dtype=bool)
+        p.add(name, "not an id (1-64 of [A-Za-z0-9_.:-])", bad, raw[cols[name]])
+        out[name] = values.astype(object).where(~blank, None)
+    if "merchant_id" not in cols:
+        out["merchant_id"] = out["terminal_id"]
+    dup = out["transaction_id"].duplicated(keep=False).to_numpy() & out[
+        "transaction_id"].notna().to_numpy()
+    p.add("transaction_id", "duplicate id", dup, raw[cols["transaction_id"]])
+
+    raw_time = raw[cols["event_time"]]
+    times = _times(raw_time, mapping)
+    p.add("event_time", "missing time", raw_time.isna().to_numpy(), raw_time)
+    _check_times(p, "event_time", raw_time, times)
+    out["event_time"] = times
+
+    raw_amount = raw[cols["amount"]]
+    amount = pd.to_numeric(raw_amount, errors="coerce").astype("float64")
+    p.add("amount", "missing amount", raw_amount.isna().to_numpy(), raw_amount)
+    p.add("amount", "not a number", (amount.isna() & raw_amount.notna()).to_numpy(), raw_amount)
+    a = amount.to_numpy()
+    with np.errstate(invalid="ignore"):
+        p.add("amount", "negative or zero amount", a <= 0, raw_amount)
+        p.add("amount", f"amount above {MAX_AMOUNT:,.0f} or infinite", a > MAX_AMOUNT,
+              raw_amount)
+    out["amount"] = amount
+
+    for name in ("channel", "country", "currency", "mcc"):
+        if name not in cols:
+            out[name] = mapping.default(name)
+            continue
+        values = _text(raw[cols[name]])
+        values = values.str.lower() if name == "channel" else values.str.upper()
+        if name == "mcc":
+            values = values.str.zfill(4)
+        values = values.fillna(mapping.default(name))
+        ok = (values.isin(CHANNELS) if name == "channel"
+              else values.str.fullmatch(_PATTERNS[name]))
+        p.add(name, f"invalid {name}" + (f" (one of {CHANNELS})" if name == "channel" else ""),
+              ~ok.fillna(False).to_numpy(dtype=bool), raw[cols[name]])
+        out[name] = values.astype(object)
+    for name in ("terminal_id", "device_id"):
+        if name not in out:
+            out[name] = None
+    out["schema_version"] = np.int16(1)
+    _labels(p, raw, cols, out, mapping, require_labels)
+    p.raise_if_any(source)
+    return _order(out, raw_time, mapping, source, cols)
+
+
+def _labels(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame,
+            mapping: ColumnMapping, require_labels: bool) -> None:
+    if "is_fraud" in cols:
+        text = _text(raw[cols["is_fraud"]]).str.lower()
+        fraud, genuine = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
+        blank = text.isna().to_numpy()
+        p.add("is_fraud", "missing label", blank, raw[cols["is_fraud"]])
+        p.add("is_fraud", "label not 0/1, true/false, yes/no or fraud/genuine",
+              ~blank & ~fraud & ~genuine, raw[cols["is_fraud"]])
+        out["is_fraud"] = fraud
+    elif not require_labels:
+        out["is_fraud"] = False
+    delay = out["event_time"] + pd.Timedelta(days=mapping.label_delay_days)
+    if "label_time" in cols:
+        raw_lt = raw[cols["label_time"]]
+        label_time = _times(raw_lt, mapping)
+        _check_times(p, "label_time", raw_lt, label_time)
+        early = (label_time < out["event_time"]).to_numpy()
+        p.add("label_time", "label time before the event time", early, raw_lt)
+        out["label_time"] = label_time.fillna(delay)  # a blank label time: the fixed delay
+    else:
+        out["label_time"] = delay
+    fraud_mask = out["is_fraud"].to_numpy(dtype=bool)
+    out["label_source"] = (_text(raw[cols["label_source"]]).astype(object)
+                           if "label_source" in cols
+                           else np.where(fraud_mask, "chargeback", "matured"))
+    out["scenario"] = (_text(raw[cols["scenario"]]).fillna("none").astype(object)
+                       if "scenario" in cols else np.where(fraud_mask, "unknown", "none"))
+
+
+def _order(out: pd.DataFrame, raw_time: pd.Series, mapping: ColumnMapping,
+           source: str, cols: dict[str, str]) -> pd.DataFrame:
+    """Refuse (or, with ``sort``, fix) rows whose event time goes backwards."""
+    times = out["event_time"]
+    if not times.is_monotonic_increasing:
+        if not mapping.sort:
+            p = _Problems(cols)
+            back = np.r_[False, np.diff(times.astype("int64").to_numpy()) < 0]
+            p.add("event_time", "time earlier than the row before (sort the file, or set "
+                  "sort: true / --sort)", back, raw_time)
+            p.raise_if_any(source)
+        out = out.sort_values("event_time", kind="stable", ignore_index=True)
+    return out[list(HISTORY_COLUMNS)]
+
+
+def read_table(path: Path, id_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV (ids read as text) or Parquet file as a frame; other suffixes are refused."""
+    if not path.is_file():
+        raise ConfigurationError(f"history file {path} does not exist")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".csv.gz"):
+        try:
+            return pd.read_csv(path, dtype={c: "string" for c in id_columns},
+                               keep_default_na=True, low_memory=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{path}: not a readable CSV: {exc}") from None
+    raise ConfigurationError(f"history file {path}: use .csv, .csv.gz or .parquet")
+
+
+def load_history(path: str | Path, mapping: ColumnMapping | None = None, *,
+                 require_labels: bool = True) -> pd.DataFrame:
+    """Read and :func:`normalize` a user's history file."""
+    path = Path(path)
+    mapping = mapping or ColumnMapping()
+    header = _header(path)
+    ids = [c for n in _ID_FIELDS if (c := mapping.source_of(n, header)) is not None]
+    return normalize(read_table(path, ids), mapping, require_labels=require_labels,
+                     source=str(path))
+
+
+def _header(path: Path) -> list[str]:
+    if path.suffix == ".csv" and path.is_file():
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+        return [re.sub(r'^"|"$', "", c.strip()) for c in first.split(",")]
+    return []

@@ -1,0 +1,195 @@
+"""Parity: for the same transactions and model, backtest scores equal the stream's.
+
+1. The scorer's own code (``Scorer._score_batch``: the model loaded from MLflow by alias, the
+   policy, micro-batches) fed with the feature core's vectors through a fake online store
+   and a fake producer (MLflow on sqlite; no Kafka or Redis).
+2. The whole stream on real Kafka, Redis and Feast: publish with ``publish_history``, let the
+   feature worker and scorer run, read topic ``scores``.
+
+In both, every transaction's score must equal the backtest's within 1e-6 (the scorer rounds
+to 6 decimals) and its decision must be the backtest's. The stream sees no label events, so
+the backtest is given the same transactions with no label known during the window.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infra.settings import Settings
+from infra.workers import WorkerProcess
+from models.pipeline import train_and_register
+from replay.backtest import BacktestConfig, feature_frame, run_backtest
+from replay.candidates import registry_model
+from replay.history import iter_transactions, write_history
+from replay.publish import publish_history
+from replay.simulator import SimulationConfig, simulate
+from scoring.worker import Scorer
+from streams.clients import make_consumer
+from tests.integration.deployed import SMALL_TRAIN, prepare, running_workers
+
+CHAMPION = "champion"
+
+
+def history() -> pd.DataFrame:
+    return simulate(SimulationConfig(n_customers=300, n_terminals=150, n_ecom_merchants=40,
+                                     days=20, seed=5))
+
+
+def unlabeled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The transactions as the stream sees them: no label known while they are scored."""
+    later = frame["event_time"].max() + pd.Timedelta(days=365)
+    return frame.reset_index(drop=True).assign(label_time=later)
+
+
+def backtest_all(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Backtest predictions of the champion for every row of ``frame``."""
+    featured, names = feature_frame(frame)
+    end = frame["event_time"].max().floor("D") + pd.Timedelta(days=1)
+    span = (end - frame["event_time"].min()).total_seconds() / 86_400 + 1
+    config = BacktestConfig().with_windows(test_end=end, test_days=span)
+    result = run_backtest(featured, names, [registry_model(settings, CHAMPION)], settings,
+                          config)
+    assert len(result.predictions) == len(frame)
+    return result.predictions.set_index("transaction_id")
+
+
+class FakeMessage:
+    def __init__(self, record: dict[str, Any], offset: int) -> None:
+        self._value = json.dumps(record).encode()
+        self._key = record["card_id"].encode()
+        self._offset = offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def topic(self) -> str:
+        return "transactions.featurized"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class CoreOnline:
+    """Serves the feature core's vectors by transaction id (what Feast would return)."""
+
+    def __init__(self, vectors: dict[str, tuple[float, ...]], names: tuple[str, ...]) -> None:
+        self.vectors, self.names = vectors, names
+
+    def read(self, ids: list[str]) -> list[tuple[float, ...] | None]:
+        return [self.vectors.get(i) for i in ids]
+
+    def served_features(self) -> list[str]:
+        return list(self.names)
+
+
+class NoConsumer:
+    """The scorer's consumer is not used when batches are handed to it directly."""
+
+
+class Captured:
+    def __init__(self) -> None:
+        self.scores: list[dict[str, Any]] = []
+
+    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> None:
+        if topic.startswith("scores"):
+            self.scores.append(json.loads(value or b"{}"))
+
+
+def read_scores(settings: Settings, want: int, procs: dict[str, WorkerProcess],
+                timeout: float) -> list[dict[str, Any]]:
+    """Committed ``scores`` records until ``want`` arrived (+2 s); fails fast if a worker
+    dies."""
+    consumer = make_consumer(settings, f"parity-{uuid.uuid4().hex[:8]}")
+    consumer.subscribe([settings.topic_scores])
+    out: list[dict[str, Any]] = []
+    deadline, settle = time.monotonic() + timeout, None
+    try:
+        while time.monotonic() < deadline:
+            out.extend(json.loads(m.value() or b"{}") for m in consumer.consume(1000, 0.5)
+                       if m.error() is None)
+            dead = {n: p.log_tail() for n, p in procs.items() if not p.alive()}
+            assert not dead, dead
+            if len(out) >= want:
+                settle = settle or time.monotonic() + 2.0
+                if time.monotonic() > settle:
+                    break
+    finally:
+        consumer.close()
+    return out
+
+
+def assert_same(stream: dict[str, dict[str, Any]], backtest: pd.DataFrame) -> None:
+    assert set(stream) == set(backtest.index), "stream and backtest scored different sets"
+    ids = list(stream)
+    live = np.array([stream[i]["score"] for i in ids], dtype=np.float64)
+    offline = backtest.loc[ids, "score"].to_numpy(dtype=np.float64)
+    worst = float(np.max(np.abs(live - offline)))
+    assert worst <= 1e-6, f"largest score difference {worst}"
+    decisions = [stream[i]["decision"] for i in ids]
+    assert decisions == backtest.loc[ids, "decision"].tolist()
+
+
+def test_backtest_equals_the_scorer_code_path(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", xgb_nthread=1)
+    frame = history()
+    train_and_register(settings, write_history(frame, tmp_path / "h.parquet"),
+                       alias=CHAMPION, config=SMALL_TRAIN)
+    live = unlabeled(frame[frame["event_time"] >= frame["event_time"].max() - pd.Timedelta(
+        days=4)])
+    offline = backtest_all(live, settings)
+
+    featured, names = feature_frame(live)
+    vectors = dict(zip(featured["transaction_id"],
+                       map(tuple, featured[list(names)].to_numpy(np.float64)), strict=True))
+    from models.registry import ModelRegistry
+
+    out = Captured()
+    scorer = Scorer(settings, CoreOnline(vectors, names), ModelRegistry(settings),
+                    producer=out, consumer=NoConsumer())  # type: ignore[arg-type]
+    scorer._use(ModelRegistry(settings).load(CHAMPION))
+    records = list(iter_transactions(live))
+    for start in range(0, len(records), settings.score_batch_size):
+        batch = records[start:start + settings.score_batch_size]
+        scorer._score_batch([FakeMessage(r, start + i) for i, r in enumerate(batch)])
+    assert_same({s["transaction_id"]: s for s in out.scores}, offline)
+
+
+@pytest.mark.timeout(900)
+def test_backtest_equals_the_live_stream(settings: Settings, tmp_path: Path) -> None:
+    frame = history()
+    cut = frame["event_time"].max() - pd.Timedelta(days=3)
+    prepare(settings, frame[frame["event_time"] < cut], tmp_path)
+    live = unlabeled(frame[frame["event_time"] >= cut])
+    with running_workers(settings) as procs:
+        time.sleep(3)
+        assert all(p.alive() for p in procs.values()), {n: p.log_tail() for n, p in
+                                                        procs.items()}
+        publish_history(live, settings, progress=None)
+        scores = read_scores(settings, len(live), procs, timeout=300)
+    stream = {s["transaction_id"]: s for s in scores}
+    assert len(scores) == len(stream) == len(live), (
+        f"{len(scores)} scores ({len(stream)} distinct) for {len(live)} transactions")
+    offline = backtest_all(live, settings)
+    assert_same(stream, offline)
+    featured, names = feature_frame(live)
+    by_id = featured.set_index("transaction_id")
+    for tid in list(stream)[:200]:
+        got = np.array([np.nan if stream[tid]["features"][n] is None
+                        else stream[tid]["features"][n] for n in names], dtype=np.float64)
+        want = by_id.loc[tid, list(names)].to_numpy(np.float64)
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True, err_msg=tid)
+

@@ -22,7 +22,8 @@ def top_reasons(
     """For each row, the ``k`` features with the largest positive contribution (log-odds)."""
     if len(rows) == 0:
         return []
-    matrix = xgb.DMatrix(rows, feature_names=list(feature_names))
+    # one thread: a DMatrix built with the default pool cost ~13 ms for one row on 2 cores
+    matrix = xgb.DMatrix(rows, feature_names=list(feature_names), nthread=1)
     contribs = booster.predict(matrix, pred_contribs=True)[:, : len(feature_names)]
     out: list[list[dict[str, Any]]] = []
     for row, contrib in zip(rows, contribs, strict=True):

@@ -9,17 +9,34 @@ import threading
 import time
 from types import FrameType
 
+from prometheus_client import start_http_server
+
 from features.store import OnlineFeatures
 from infra.settings import Settings
+from scoring.metrics import build_metrics
 from scoring.worker import Scorer
 
 log = logging.getLogger("fraudstream.scoring")
 
 
 def build_scorer(settings: Settings, instance: str = "0") -> Scorer:
+    from models.online import CombineRule
+    from models.online_snapshot import OnlineModelHandle, SnapshotStore
     from models.registry import ModelRegistry
 
-    return Scorer(settings, OnlineFeatures(settings), ModelRegistry(settings), instance=instance)
+    online = OnlineModelHandle(
+        SnapshotStore(settings.state_dir / "online", settings.online_keep_snapshots),
+        CombineRule(settings.online_weight, settings.online_warmup_frauds),
+        settings.online_reload_seconds,
+    )
+    return Scorer(
+        settings,
+        OnlineFeatures(settings),
+        ModelRegistry(settings),
+        instance=instance,
+        online_model=online,
+        metrics=build_metrics(),
+    )
 
 
 def run_scorer(settings: Settings, instance: str = "0") -> None:
@@ -34,6 +51,10 @@ def run_scorer(settings: Settings, instance: str = "0") -> None:
     signal.signal(signal.SIGINT, _stop)
     scorer = build_scorer(settings, instance)
     scorer.start()
+    if scorer.metrics is not None and settings.scorer_metrics_port:
+        start_http_server(
+            settings.scorer_metrics_port, settings.metrics_host, registry=scorer.metrics.registry
+        )
     gc.freeze()  # start-up objects out of the collector's way: steadier tail latency
     reporter = threading.Thread(target=_report, args=(scorer, stop), daemon=True)
     reporter.start()

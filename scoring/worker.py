@@ -14,17 +14,20 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from infra.errors import InvalidInput, ModelError
+from infra.errors import InvalidInput
 from infra.settings import Settings
+from scoring.metrics import ScoringMetrics, reason_class
 from scoring.policy import ALERT_DECISIONS, Policy, policy_for
+from scoring.ports import FeatureReader, ModelSource, OnlineScorer, ScoringModel, check_servable
 from scoring.reasons import top_reasons
+from scoring.records import BatchOutcome, alert_record, score_record
 from streams.clients import make_consumer, make_producer
 from streams.dlq import dead_letter_record, make_dead_letter
 from streams.serde import dumps
@@ -37,33 +40,6 @@ MODEL_CHECK_SECONDS = 5.0
 READY_MARKER = "scoring with model version"
 
 
-class FeatureReader(Protocol):
-    """The online feature read the scorer needs (``features.store.OnlineFeatures``)."""
-
-    def read(self, transaction_ids: Sequence[str]) -> list[tuple[float, ...] | None]: ...
-    def served_features(self) -> list[str]: ...
-
-
-class ModelSource(Protocol):
-    """Where models come from (``models.registry.ModelRegistry`` provides it)."""
-
-    def load(self, alias: str = ...) -> ScoringModel: ...
-    def alias_version(self, alias: str = ...) -> str | None: ...
-
-
-class ScoringModel(Protocol):
-    """What the scorer needs of a model (``models.versions.LoadedModel`` provides it)."""
-
-    @property
-    def booster(self) -> Any: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def feature_names(self) -> Sequence[str]: ...
-    @property
-    def metrics(self) -> dict[str, float]: ...
-
-
 @dataclass
 class ScorerStats:
     batches: int = 0
@@ -72,15 +48,6 @@ class ScorerStats:
     dead_lettered: int = 0
     aborted: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
-
-
-def check_servable(model: ScoringModel, served: Sequence[str]) -> None:
-    """Refuse a model whose signature is not the served FeatureService's ordered features."""
-    if list(model.feature_names) != list(served):
-        raise ModelError(
-            f"model version {model.version} expects features {list(model.feature_names)}, "
-            f"but the feature service serves {list(served)}"
-        )
 
 
 class Scorer:
@@ -95,11 +62,15 @@ class Scorer:
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         producer: Producer | None = None,
         consumer: Consumer | None = None,
+        online_model: OnlineScorer | None = None,
+        metrics: ScoringMetrics | None = None,
     ) -> None:
         """Clients are built from ``settings`` on :meth:`start` unless injected (tests)."""
         self.settings = settings
         self.online = online
         self._models = models
+        self.online_model = online_model
+        self.metrics = metrics
         self.shadow: ScoringModel | None = None
         self._instance = instance
         self._wall_ms = wall_ms
@@ -155,6 +126,8 @@ class Scorer:
                     self.settings.score_batch_size, self.settings.score_batch_ms / 1000.0
                 )
                 messages = [m for m in messages if self._usable(m)]
+                if self.online_model is not None and self.online_model.maybe_reload():
+                    self._observe_models()
                 if messages:
                     self._transact(messages)
                 self._maybe_swap_model()
@@ -172,14 +145,15 @@ class Scorer:
 
     def _transact(self, messages: list[Message]) -> None:
         producer, consumer = self._clients()
+        started = time.perf_counter()
         try:
             producer.begin_transaction()
-            self._score_batch(messages)
+            outcome = self._score_batch(messages)
             producer.send_offsets_to_transaction(
                 consumer.position(consumer.assignment()), consumer.consumer_group_metadata()
             )
             producer.commit_transaction()
-            self.stats.batches += 1
+            self._account(outcome, time.perf_counter() - started)
         except KafkaException as exc:
             error = exc.args[0]
             if not error.txn_requires_abort():
@@ -187,56 +161,63 @@ class Scorer:
             log.warning("transaction aborted (%s); rewinding to committed offsets", error)
             producer.abort_transaction()
             self.stats.aborted += 1
+            if self.metrics is not None:
+                self.metrics.aborted_transactions.inc()
             for tp in consumer.committed(consumer.assignment(), timeout=10):
                 consumer.seek(tp)
 
-    def _score_batch(self, messages: list[Message]) -> None:
+    def _score_batch(self, messages: list[Message]) -> BatchOutcome:
         producer = self._clients()[0]
         if self.model is None or self.policy is None:
             raise RuntimeError("scorer not started")
-        s = self.settings
+        s, model, outcome = self.settings, self.model, BatchOutcome()
         decoded: list[tuple[Message, dict[str, Any]]] = []
         for message in messages:
             try:
                 decoded.append((message, _decode(message.value())))
             except InvalidInput as exc:
-                self._dead_letter(message, exc.reason)
+                self._dead_letter(message, exc.reason, outcome)
         vectors = self._read_features([r["transaction_id"] for _, r in decoded])
         ready: list[tuple[dict[str, Any], tuple[float, ...]]] = []
         for (message, record), vector in zip(decoded, vectors, strict=True):
             if vector is None:
-                self._dead_letter(message, "features unavailable in the online store")
+                self._dead_letter(message, "features unavailable in the online store", outcome)
             else:
                 ready.append((record, vector))
         if not ready:
-            return
+            return outcome
         matrix = np.asarray([v for _, v in ready], dtype=np.float64)
-        scores = self.model.booster.inplace_predict(matrix)
+        batch_scores = model.booster.inplace_predict(matrix)
+        scores, online_p = batch_scores, None
+        if self.online_model is not None:
+            scores, online_p = self.online_model.combine(batch_scores, matrix)
+        decisions = self.policy.decide_many(scores)
+        alert_rows = [i for i, d in enumerate(decisions) if d in ALERT_DECISIONS]
+        reasons = top_reasons(model.booster, matrix[alert_rows], model.feature_names, s.top_reasons)
+        reason_of = dict(zip(alert_rows, reasons, strict=True))
+        versions = {
+            "batch": model.version,
+            "online": self.online_model.version if self.online_model is not None else None,
+        }
         shadow_scores = (
             self.shadow.booster.inplace_predict(matrix) if self.shadow is not None else None
         )
-        decisions = self.policy.decide_many(scores)
-        alert_rows = [i for i, d in enumerate(decisions) if d in ALERT_DECISIONS]
-        reasons = top_reasons(
-            self.model.booster, matrix[alert_rows], self.model.feature_names, s.top_reasons
-        )
-        reason_of = dict(zip(alert_rows, reasons, strict=True))
         now = self._wall_ms()
-        for i, ((record, vector), score, decision) in enumerate(
-            zip(ready, scores, decisions, strict=True)
-        ):
-            key = record["card_id"].encode()
+        for i, (record, vector) in enumerate(ready):
             latency = max(0, now - int(record.get("ingest_ms", now)))
-            out = {
-                "transaction_id": record["transaction_id"],
-                "event_time": record["event_time"],
-                "card_id": record["card_id"],
-                "score": round(float(score), 6),
-                "decision": decision,
-                "model_version": {"batch": self.model.version, "online": None},
-                "features": dict(zip(self.model.feature_names, vector, strict=True)),
-                "latency_ms": latency,
-            }
+            out = score_record(
+                record,
+                score=float(scores[i]),
+                decision=decisions[i],
+                versions=versions,
+                feature_names=model.feature_names,
+                vector=vector,
+                latency_ms=latency,
+                parts={
+                    "batch": float(batch_scores[i]),
+                    "online": None if online_p is None else float(online_p[i]),
+                },
+            )
             if shadow_scores is not None and self.shadow is not None:
                 shadow_score = float(shadow_scores[i])
                 out["shadow"] = {
@@ -244,33 +225,55 @@ class Scorer:
                     "score": round(shadow_score, 6),
                     "decision": self.policy.decide(shadow_score),
                 }
+            key = record["card_id"].encode()
             producer.produce(s.topic_scores, key=key, value=dumps(out, nan_as_null=True))
-            self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
+            outcome.decisions.append(decisions[i])
+            outcome.latencies_ms.append(latency)
             if i in reason_of:
-                alert = {
-                    "transaction_id": record["transaction_id"],
-                    "decision": decision,
-                    "score": out["score"],
-                    "reasons": reason_of[i],
-                    "model_version": out["model_version"],
-                    "latency_ms": latency,
-                    "transaction": {
-                        k: record.get(k)
-                        for k in (
-                            "event_time",
-                            "card_id",
-                            "merchant_id",
-                            "amount",
-                            "currency",
-                            "channel",
-                            "country",
-                            "mcc",
-                        )
-                    },
-                }
-                producer.produce(s.topic_alerts, key=key, value=dumps(alert))
-                self.stats.alerts += 1
-        self.stats.scored += len(ready)
+                reasons_i = reason_of[i]
+                if online_p is not None and scores[i] - batch_scores[i] > 0.01:
+                    lift = round(float(scores[i] - batch_scores[i]), 4)
+                    reasons_i = [
+                        {"code": "online_model", "value": float(online_p[i]), "contribution": lift},
+                        *reasons_i,
+                    ][: s.top_reasons]
+                alert = alert_record(out, record, reasons_i)
+                producer.produce(s.topic_alerts, key=key, value=dumps(alert, nan_as_null=True))
+                outcome.alerts += 1
+        return outcome
+
+    def _account(self, outcome: BatchOutcome, seconds: float) -> None:
+        """Stats and metrics of a committed batch."""
+        st = self.stats
+        st.batches += 1
+        st.scored += len(outcome.decisions)
+        st.alerts += outcome.alerts
+        st.dead_lettered += len(outcome.dead_letter_reasons)
+        for decision in outcome.decisions:
+            st.decisions[decision] = st.decisions.get(decision, 0) + 1
+        m = self.metrics
+        if m is None:
+            return
+        m.batch_seconds.observe(seconds)
+        m.batch_size.observe(len(outcome.decisions) + len(outcome.dead_letter_reasons))
+        if outcome.decisions:
+            m.transactions.labels(outcome="scored").inc(len(outcome.decisions))
+        for decision in outcome.decisions:
+            m.decisions.labels(source="stream", decision=decision).inc()
+        for latency in outcome.latencies_ms:
+            m.publish_to_decision.observe(latency / 1000.0)
+        for reason in outcome.dead_letter_reasons:
+            m.transactions.labels(outcome="dead_lettered").inc()
+            m.dead_letters.labels(worker="scorer", reason=reason_class(reason)).inc()
+
+    def _observe_models(self) -> None:
+        if self.metrics is None:
+            return
+        name = self.settings.model_name
+        self.metrics.set_model_version("batch", name, self.model.version if self.model else None)
+        self.metrics.set_model_version("shadow", name, self.shadow.version if self.shadow else None)
+        online = self.online_model.version if self.online_model is not None else None
+        self.metrics.set_model_version("online", "river", online)
 
     def _read_features(self, ids: list[str]) -> list[tuple[float, ...] | None]:
         vectors = self.online.read(ids)
@@ -284,7 +287,7 @@ class Scorer:
                 vectors[i] = v
         return vectors
 
-    def _dead_letter(self, message: Message, reason: str) -> None:
+    def _dead_letter(self, message: Message, reason: str, outcome: BatchOutcome) -> None:
         letter = make_dead_letter(
             key=message.key(),
             value=message.value(),
@@ -296,7 +299,7 @@ class Scorer:
         )
         key, value = dead_letter_record(letter)
         self._clients()[0].produce(self.settings.topic_dlq, key=key, value=value)
-        self.stats.dead_lettered += 1
+        outcome.dead_letter_reasons.append(reason)
 
     # -- hot swap -------------------------------------------------------------------------
     def _maybe_swap_model(self) -> None:
@@ -311,6 +314,8 @@ class Scorer:
         if version is not None and version != self.model.version:
             candidate = self._models.load(CHAMPION)
             log.info("champion moved: %s -> %s", self.model.version, candidate.version)
+            if self.metrics is not None:
+                self.metrics.model_swaps.labels(role="batch").inc()
             self._use(candidate)
         self._refresh_shadow()
 
@@ -322,11 +327,13 @@ class Scorer:
         if version is None:
             log.info("shadow model %s retired", current)
             self.shadow = None
+            self._observe_models()
             return
         candidate = self._models.load(SHADOW)
         check_servable(candidate, self.online.served_features())
         log.info("shadow model: version %s (scored and logged, never acted on)", version)
         self.shadow = candidate
+        self._observe_models()
 
     def _use(self, model: ScoringModel) -> None:
         """Switch to ``model`` between micro-batches (never within one)."""
@@ -338,6 +345,7 @@ class Scorer:
         )
         self.model = model
         log.info("scoring with model version %s, %s", model.version, self.policy)
+        self._observe_models()
 
 
 def _decode(raw: bytes | None) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["scoring.policy", "models.metrics"])
+@pytest.mark.parametrize("module", ["scoring.policy", "models.metrics", "models.online",
+                                    "scoring.metrics", "scoring.state_store"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

@@ -156,6 +156,8 @@ def _run(
     vectors: dict[str, tuple[float, ...]],
     batches: list[list[FakeMessage]],
     shadow: FakeModel | None = None,
+    online: Any = None,
+    metrics: Any = None,
     **model: Any,
 ) -> tuple[Scorer, FakeProducer]:
     stop = threading.Event()
@@ -170,6 +172,8 @@ def _run(
         producer=producer,  # type: ignore[arg-type]
         consumer=FakeConsumer(batches, stop),  # type: ignore[arg-type]
         wall_ms=lambda: 100,
+        online_model=online,
+        metrics=metrics,
     )
     scorer.run(stop)
     return scorer, producer
@@ -229,3 +233,35 @@ def test_a_shadow_model_is_scored_and_logged_but_never_decides(booster: xgb.Boos
     assert score["shadow"]["version"] == "9"
     assert score["shadow"]["decision"] != "approve" and score["decision"] == "approve"
     assert not [v for t, _, v in producer.produced if t == "alerts"]
+
+
+class FakeOnline:
+    """Raises every score to 0.8 once 'loaded' (stands in for the River snapshot handle)."""
+
+    version: str | None = None
+
+    def maybe_reload(self, force: bool = False) -> bool:
+        changed, self.version = self.version is None, "17"
+        return changed
+
+    def combine(self, xgb: Any, matrix: Any) -> tuple[Any, Any]:
+        return np.maximum(xgb, 0.8), np.full(len(xgb), 0.9)
+
+
+def test_the_online_model_combines_and_is_reported(booster: xgb.Booster) -> None:
+    from scoring.metrics import build_metrics
+
+    metrics = build_metrics()
+    vectors = {"t1": tuple([0.0] * len(FEATURE_NAMES))}
+    scorer, producer = _run(
+        booster, vectors, [[FakeMessage(_record("t1"), 0)]], online=FakeOnline(), metrics=metrics
+    )
+    (score,) = [json.loads(v) for t, _, v in producer.produced if t == "scores"]
+    (alert,) = [json.loads(v) for t, _, v in producer.produced if t == "alerts"]
+    assert score["model_version"] == {"batch": "3", "online": "17"}
+    assert score["score"] == 0.8 and score["scores"]["online"] == 0.9
+    assert score["scores"]["batch"] < 0.1 and score["decision"] == "review"
+    assert alert["reasons"][0]["code"] == "online_model"
+    text = metrics.exposition().decode()
+    assert 'fraudstream_decisions_total{decision="review",source="stream"} 1.0' in text
+    assert 'role="online"' in text and 'version="17"' in text

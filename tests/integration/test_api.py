@@ -1,0 +1,108 @@
+"""The REST API against real Redis, Kafka and MLflow (sqlite): the app built from settings."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from features.core import Event as CoreEvent
+from features.core import FeatureCore, card_update, terminal_key, terminal_update
+from infra.settings import Settings
+from models.pipeline import train_and_register
+from models.registry import ModelRegistry
+from models.train import TrainConfig
+from replay.simulator import SimulationConfig, simulate, write_history
+from scoring.api import create_app
+from scoring.state_store import RedisStateStore
+
+KEY = "integration-key"
+AUTH = {"X-API-Key": KEY}
+
+
+def _read_one(settings: Settings, topic: str, timeout: float = 30.0) -> tuple[bytes, Any]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": f"read-{topic}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                return msg.key(), json.loads(msg.value())
+    finally:
+        consumer.close()
+    raise AssertionError(f"nothing arrived on {topic} within {timeout}s")
+
+
+@pytest.fixture
+def api_settings(settings: Settings, tmp_path: Path,
+                 topic_factory: Callable[..., str]) -> Settings:
+    history = simulate(SimulationConfig(n_customers=300, n_terminals=150, days=21, seed=5))
+    path = write_history(history, tmp_path / "history.parquet")
+    train_and_register(settings, path, alias="champion",
+                       config=TrainConfig(unknown_labels="genuine", test_days=4, delay_days=2,
+                                          valid_days=3))
+    topic_factory(settings.topic_transactions)
+    topic_factory(settings.topic_labels)
+    return settings.model_copy(update={"api_key": SecretStr(KEY)})
+
+
+def test_api_end_to_end(api_settings: Settings) -> None:
+    s = api_settings
+    prior = [CoreEvent(f"p{i}", 1736400000000 + i * 600_000, "card-int", "m-7", 15.0 * (i + 1),
+                       "ecom", "FR", "dev-1", None) for i in range(4)]
+    card, term = None, None
+    for e in prior:
+        card, _ = card_update(card, e)
+        term, _ = terminal_update(term, e.transaction_id, e.event_ms, e.amount)
+    assert card is not None and term is not None
+    store = RedisStateStore(s)
+    store.write("card-int", card, terminal_key(None, "m-7"), term)
+    txn = {"transaction_id": "api-1", "event_time": 1736400000000 + 3_600_000,
+           "card_id": "card-int", "merchant_id": "m-7", "amount": 980.0, "currency": "EUR",
+           "channel": "ecom", "country": "US", "device_id": "dev-2"}
+
+    with TestClient(create_app(s)) as client:
+        assert client.get("/readyz").json() == {
+            "ready": True, "checks": {"kafka": True, "redis": True, "model": True}}
+        assert client.post("/v1/score", json=txn).status_code == 401
+        assert client.post("/v1/score", json={**txn, "amount": 0}, headers=AUTH).status_code \
+            == 422
+        body = client.post("/v1/score", json=txn, headers=AUTH).json()
+
+        event = CoreEvent("api-1", txn["event_time"], "card-int", "m-7", 980.0, "ecom", "US",
+                          "dev-2", None)
+        offline = FeatureCore().run([*prior, event], [])["api-1"]
+        model = ModelRegistry(s).load("champion")
+        expected = float(model.predict(np.asarray([offline]))[0])
+        assert body["scores"]["batch"] == pytest.approx(expected, abs=1e-6)
+        assert body["model_version"]["batch"] == model.version and body["published"] is True
+
+        key, published = _read_one(s, s.topic_transactions)
+        assert key == b"card-int" and published["transaction_id"] == "api-1"
+
+        label = {"transaction_id": "api-1", "card_id": "card-int", "label": "fraud",
+                 "source": "analyst"}
+        assert client.post("/v1/labels", json=label, headers=AUTH).status_code == 202
+        key, landed = _read_one(s, s.topic_labels)
+        assert key == b"card-int" and landed["label"] == "fraud"
+        assert landed["label_time"].endswith("Z")
+
+        listed = client.get("/v1/models").json()
+        assert listed["aliases"]["champion"] == model.version
+        assert listed["versions"][-1]["metrics"]["average_precision"] > 0
+
+        text = client.get("/metrics").text
+        assert f'role="batch",version="{model.version}"' in text
+        assert 'fraudstream_decisions_total{decision="' in text
+        assert 'route="/v1/score",status="422"' in text
+    store.close()

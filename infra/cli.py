@@ -13,9 +13,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.errors import FraudstreamError
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from replay.mapping import ColumnMapping
 
 log = logging.getLogger("fraudstream.cli")
 
@@ -75,18 +79,63 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _replay_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from replay.publish import publish_history
+def _mapping_options(p: argparse.ArgumentParser) -> None:
+    """Options that map a user's column names to fraudstream's (see docs/replay.md)."""
+    p.add_argument("--mapping", help="column mapping file (.yaml, .toml or .json)")
+    p.add_argument("--map", action="append", default=[], metavar="YOUR_COLUMN=field",
+                   help="map one column (repeatable; overrides the mapping file)")
+    p.add_argument("--label-delay-days", type=float, default=None,
+                   help="label delay when the file has no label time (default 7)")
+    p.add_argument("--sort", action="store_true", help="sort by event time, not refuse")
 
-    result = publish_history(Path(args.file), settings, speed=args.speed, limit=args.limit)
-    print(f"published {result.sent} transactions in {result.seconds:.1f}s")
+
+def _mapping(args: argparse.Namespace) -> ColumnMapping:
+    from dataclasses import replace
+
+    from replay.mapping import load_mapping
+
+    mapping = load_mapping(args.mapping, args.map, args.label_delay_days)
+    return replace(mapping, sort=True) if args.sort else mapping
+
+
+def _replay_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from replay.commands import publish_file
+
+    result, start = publish_file(
+        settings, Path(args.file), _mapping(args), speed=args.speed,
+        max_rate=args.max_rate, limit=args.limit, resume=args.resume,
+        checkpoint_path=Path(args.checkpoint) if args.checkpoint else None)
+    print(f"published {result.sent} transactions in {result.seconds:.1f}s"
+          + (f" (resumed at row {start})" if start else ""))
+    return 0
+
+
+def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from replay.commands import BacktestOptions, backtest_file
+    from replay.outputs import print_table
+
+    options = BacktestOptions(
+        models=args.model, train=args.train, policies=args.policy, train_days=args.train_days,
+        delay_days=args.delay_days, test_days=args.test_days, test_end=args.test_end,
+        calibration_days=args.calibration_days, budget=args.budget, k=args.k,
+        prequential=args.prequential, folds=args.folds, step_days=args.step_days,
+        fmt=args.format)
+    written, metrics = backtest_file(settings, Path(args.file), _mapping(args),
+                                     options, Path(args.out))
+    print(print_table(metrics))
+    print(f"wrote {written.predictions}, {written.metrics} and {written.report}")
     return 0
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from models.pipeline import train_and_register
 
-    version = train_and_register(settings, Path(args.history), alias=args.alias)
+    history = Path(args.history)
+    if args.mapping or args.map or args.sort or history.suffix != ".parquet":
+        from replay.commands import normalized_history
+
+        history = normalized_history(settings, history, _mapping(args))
+    version = train_and_register(settings, history, alias=args.alias)
     print(f"registered {settings.model_name} version {version} (alias {args.alias})")
     return 0
 
@@ -102,6 +151,33 @@ def _score_worker(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.service import run_scorer
 
     run_scorer(settings, instance=args.instance)
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.api import run_api
+
+    run_api(settings)
+    return 0
+
+
+def _learner(args: argparse.Namespace, settings: Settings) -> int:
+    from models.learner import run_learner
+
+    run_learner(settings)
+    return 0
+
+
+def _drift_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from drift.monitor import serve
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serve(settings, stop)
     return 0
 
 
@@ -152,10 +228,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_replay_publish)
     p.add_argument("file")
     p.add_argument("--speed", type=float, default=None, help="event-time speed-up factor")
+    p.add_argument("--max-rate", type=float, default=None, help="cap on messages per second")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue after the checkpoint")
+    p.add_argument("--checkpoint", help="checkpoint file (default under state_dir/replay)")
+    _mapping_options(p)
+    p = replay.add_parser("backtest", help="offline backtest / prequential evaluation")
+    p.set_defaults(handler=_replay_backtest)
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", action="append", default=[],
+                   help="registered alias or version to score (repeatable)")
+    p.add_argument("--train", action="store_true",
+                   help="also train in-process on the train window (default if no --model)")
+    p.add_argument("--policy", action="append", default=[],
+                   help="stream | [name:]review=R[,decline=D] | [name:]budget=B (repeatable)")
+    p.add_argument("--train-days", type=float, default=21.0)
+    p.add_argument("--delay-days", type=float, default=7.0)
+    p.add_argument("--test-days", type=float, default=7.0)
+    p.add_argument("--test-end", help="end of the test window (UTC), default: after the data")
+    p.add_argument("--calibration-days", type=float, default=7.0)
+    p.add_argument("--budget", type=float, default=0.01, help="alert budget (share)")
+    p.add_argument("--k", type=int, default=100, help="cards reviewed per day (CP@k)")
+    p.add_argument("--prequential", action="store_true", help="rolling folds")
+    p.add_argument("--folds", type=int, default=None, help="at most this many (latest) folds")
+    p.add_argument("--step-days", type=float, default=None, help="fold step (default test)")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    _mapping_options(p)
     p = add("train", _train, "train on a history and register the model in MLflow")
-    p.add_argument("--history", required=True)
+    p.add_argument("--history", required=True, help="Parquet history, or any mapped file")
     p.add_argument("--alias", default="champion")
+    _mapping_options(p)
     features = sub.add_parser("features", help="feature worker").add_subparsers(
         dest="features_command", required=True
     )
@@ -168,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = score.add_parser("worker", help="run the scorer worker")
     p.set_defaults(handler=_score_worker)
     p.add_argument("--instance", default="0", help="stable id of this scorer (transactional id)")
+    drift = sub.add_parser("drift", help="drift detection").add_subparsers(
+        dest="drift_command", required=True
+    )
+    drift.add_parser("monitor", help="run the drift monitor on `scores`").set_defaults(
+        handler=_drift_monitor
+    )
     alerts = sub.add_parser("alerts", help="alerts for analysts").add_subparsers(
         dest="alerts_command", required=True
     )
@@ -176,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-beginning", action="store_true")
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
+    add("api", _api, "serve the REST API (FRAUDSTREAM_API_HOST/PORT/KEY)")
+    add("learner", _learner, "run the River online learner (scores + labels -> snapshots)")
     p = add("demo", _demo, "end to end on simulated data, in a few minutes")
     p.add_argument("--keep-services", action="store_true")
     p.add_argument("--live-days", type=int, default=2, help="days streamed live")

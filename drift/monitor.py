@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from prometheus_client import start_http_server
 
 from drift.detect import SEVERITY_RANK, DriftThresholds, WindowReport, evaluate_window
 from drift.metrics import DriftMetrics, default_metrics
@@ -38,6 +37,7 @@ from drift.report import write_report
 from drift.sustained import SustainedDrift
 from drift.windows import CountWindower, EventTimeWindower, Window
 from infra.errors import InvalidInput
+from infra.metrics_http import serve_metrics
 from infra.settings import Settings
 from streams.clients import make_consumer, make_producer
 from streams.serde import dumps
@@ -265,8 +265,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> DriftMonit
 
     Serves ``/metrics`` on ``drift_metrics_port`` (0 = not served) from the global registry.
     """
-    if settings.drift_metrics_port:
-        start_http_server(settings.drift_metrics_port, settings.metrics_host)
+    serve_metrics(settings.drift_metrics_port, settings.metrics_host)
     monitor = DriftMonitor(settings)
     monitor.run(stop)
     return monitor

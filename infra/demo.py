@@ -18,6 +18,7 @@ from collections import Counter
 import pandas as pd
 
 from infra.bootstrap import ensure_infrastructure
+from infra.demo_api import show_api, start_api
 from infra.errors import ServiceError
 from infra.settings import Settings
 from infra.workers import WorkerProcess
@@ -56,6 +57,7 @@ def run_demo(
     from features.worker import READY_MARKER as FEATURES_READY
     from infra import services
     from models.pipeline import train_and_register
+    from replay.history import iter_transactions
     from replay.publish import publish_history
     from replay.simulator import SimulationConfig, simulate, write_history
     from scoring.tail import tail_alerts
@@ -116,6 +118,14 @@ def run_demo(
         scores = count_scores(settings, expected=result.sent, timeout=180.0)
         stop_tail.set()
         tail.join(timeout=10)
+
+        _say("the REST API (fraudstream api)")
+        api, api_settings = start_api(settings)
+        workers.append(api)
+        sample = live[live["is_fraud"]].tail(1) if live["is_fraud"].any() else live.tail(1)
+        (transaction,) = iter_transactions(sample)
+        transaction = {**transaction, "transaction_id": "demo-api-1"}
+        show_api(api_settings, transaction)
 
         _say("summary")
         decisions = Counter(str(s["decision"]) for s in scores)

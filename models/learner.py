@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from features.core import FEATURE_NAMES
 from infra.errors import InvalidInput
+from infra.metrics_http import serve_metrics
 from infra.settings import Settings
 from models.online import CombineRule, OnlineModel
 from models.online_join import Example, LabelJoin
@@ -57,11 +58,15 @@ class LearnerCore:
     @classmethod
     def fresh(cls, settings: Settings) -> LearnerCore:
         return cls(
-            OnlineModel(FEATURE_NAMES, settings.online_negative_rate,
-                        settings.online_learning_rate),
-            LabelJoin(settings.online_join_capacity,
-                      int(settings.online_join_ttl_hours * 3_600_000),
-                      settings.online_negative_rate, settings.seed),
+            OnlineModel(
+                FEATURE_NAMES, settings.online_negative_rate, settings.online_learning_rate
+            ),
+            LabelJoin(
+                settings.online_join_capacity,
+                int(settings.online_join_ttl_hours * 3_600_000),
+                settings.online_negative_rate,
+                settings.seed,
+            ),
         )
 
     def _learn(self, examples: list[Example]) -> int:
@@ -73,37 +78,52 @@ class LearnerCore:
         """A ``scores`` record: hold its feature vector for the label; returns #learned."""
         try:
             features = record["features"]
-            vector = np.array([np.nan if features.get(n) is None else features[n]
-                               for n in self.model.feature_names], dtype=np.float32)
+            vector = np.array(
+                [
+                    np.nan if features.get(n) is None else features[n]
+                    for n in self.model.feature_names
+                ],
+                dtype=np.float32,
+            )
             tid, event_ms = str(record["transaction_id"]), _ms(record["event_time"])
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise InvalidInput(f"score record without transaction_id/event_time/features: "
-                               f"{exc!r}") from None
+            raise InvalidInput(
+                f"score record without transaction_id/event_time/features: {exc!r}"
+            ) from None
         return self._learn(self.join.add_decision(tid, vector, event_ms))
 
     def on_label(self, record: dict[str, Any]) -> int:
         """A ``labels`` record: join it to its decision (or park it); returns #learned."""
         label = record.get("label")
         if label not in ("fraud", "genuine") or "transaction_id" not in record:
-            raise InvalidInput(f"label record needs transaction_id and label fraud|genuine, "
-                               f"got {sorted(record)}")
-        return self._learn(self.join.add_label(str(record["transaction_id"]),
-                                               label == "fraud", _ms(record["label_time"])))
+            raise InvalidInput(
+                f"label record needs transaction_id and label fraud|genuine, got {sorted(record)}"
+            )
+        return self._learn(
+            self.join.add_label(
+                str(record["transaction_id"]), label == "fraud", _ms(record["label_time"])
+            )
+        )
 
 
 class Learner:
     """Kafka adapter around :class:`LearnerCore` (see module doc)."""
 
-    def __init__(self, settings: Settings, metrics: ScoringMetrics | None = None,
-                 consumer: Consumer | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ScoringMetrics | None = None,
+        consumer: Consumer | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or build_metrics()
         self.store = SnapshotStore(settings.state_dir / "online", settings.online_keep_snapshots)
         self.rule = CombineRule(settings.online_weight, settings.online_warmup_frauds)
         saved = self.store.load_checkpoint()
-        self.core: LearnerCore = saved if isinstance(saved, LearnerCore) else \
-            LearnerCore.fresh(settings)
+        self.core: LearnerCore = (
+            saved if isinstance(saved, LearnerCore) else LearnerCore.fresh(settings)
+        )
         self._consumer = consumer
         self._clock = clock
         self._last_snapshot = clock()
@@ -167,8 +187,9 @@ class Learner:
     def maybe_snapshot(self, force: bool = False) -> int | None:
         """Checkpoint + snapshot + commit when due and something changed; the new version."""
         now = self._clock()
-        if not self._dirty or (not force and
-                               now - self._last_snapshot < self.settings.online_snapshot_seconds):
+        if not self._dirty or (
+            not force and now - self._last_snapshot < self.settings.online_snapshot_seconds
+        ):
             return None
         self.store.save_checkpoint(self.core)
         version = self.store.write(self.core.model, {"watermark_ms": self.core.join.watermark_ms})
@@ -178,8 +199,13 @@ class Learner:
         if self._consumer is not None:
             offsets = [TopicPartition(t, p, o) for (t, p), o in self.core.offsets.items()]
             self._consumer.commit(offsets=offsets, asynchronous=True)
-        log.info("online snapshot %d: %d frauds, %d genuine learned, %d pending", version,
-                 self.core.model.frauds, self.core.model.genuines, len(self.core.join))
+        log.info(
+            "online snapshot %d: %d frauds, %d genuine learned, %d pending",
+            version,
+            self.core.model.frauds,
+            self.core.model.genuines,
+            len(self.core.join),
+        )
         return version
 
     def run(self, stop: threading.Event) -> None:
@@ -203,8 +229,5 @@ def run_learner(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     metrics = build_metrics()
-    if settings.learner_metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.learner_metrics_port, settings.api_host, metrics.registry)
+    serve_metrics(settings.learner_metrics_port, settings.metrics_host, metrics.registry)
     Learner(settings, metrics).run(stop)

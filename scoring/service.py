@@ -9,9 +9,8 @@ import threading
 import time
 from types import FrameType
 
-from prometheus_client import start_http_server
-
 from features.store import OnlineFeatures
+from infra.metrics_http import serve_metrics
 from infra.settings import Settings
 from scoring.metrics import build_metrics
 from scoring.worker import Scorer
@@ -51,10 +50,8 @@ def run_scorer(settings: Settings, instance: str = "0") -> None:
     signal.signal(signal.SIGINT, _stop)
     scorer = build_scorer(settings, instance)
     scorer.start()
-    if scorer.metrics is not None and settings.scorer_metrics_port:
-        start_http_server(
-            settings.scorer_metrics_port, settings.metrics_host, registry=scorer.metrics.registry
-        )
+    if scorer.metrics is not None:
+        serve_metrics(settings.scorer_metrics_port, settings.metrics_host, scorer.metrics.registry)
     gc.freeze()  # start-up objects out of the collector's way: steadier tail latency
     reporter = threading.Thread(target=_report, args=(scorer, stop), daemon=True)
     reporter.start()

@@ -8,6 +8,7 @@ provided the tests are skipped with the reason, except in CI (``CI`` set) or wit
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -54,6 +55,12 @@ def service_settings() -> Iterator[Settings]:
         yield settings
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def settings(service_settings: Settings, tmp_path: Path) -> Settings:
     """The session's services with this test's own topics, consumer groups and state dir.
@@ -71,6 +78,11 @@ def settings(service_settings: Settings, tmp_path: Path) -> Settings:
         update={
             **unique,
             "state_dir": tmp_path / "state",
+            # no fixed ports: tests may run beside a demo or another test session
+            "scorer_metrics_port": 0,
+            "drift_metrics_port": 0,
+            "learner_metrics_port": 0,
+            "api_port": _free_port(),
             "kafka_bootstrap": service_settings.bootstrap_servers,
             "redis_url": redis_url(service_settings),
         }

@@ -140,6 +140,20 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from models.retrain_job import run_job
+
+    if args.history is None:
+        raise FraudstreamError("retrain needs --history FILE (a labeled history, Parquet)")
+    result = run_job(settings, Path(args.history), force=args.force, now=args.now)
+    if result.decision is not None:
+        print(f"{result.now.isoformat()}: triggers {list(result.decision.reasons)} "
+              f"fire={result.decision.fire} {result.decision.suppressed or ''}".rstrip())
+    if result.outcome is not None:
+        print(f"challenger v{result.outcome.challenger_version}: {result.outcome.decision.reason}")
+    return 0
+
+
 def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
     from features.worker import run_worker
 
@@ -259,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", required=True, help="Parquet history, or any mapped file")
     p.add_argument("--alias", default="champion")
     _mapping_options(p)
+    p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
+    p.add_argument("--history", help="labeled history (Parquet) to judge and train on")
+    p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
+    p.add_argument("--now", help="event time of the check (UTC), default: after the data")
     features = sub.add_parser("features", help="feature worker").add_subparsers(
         dest="features_command", required=True
     )

@@ -18,8 +18,16 @@ test: setup ## run unit and integration tests (starts and stops its own Kafka an
 unit: setup ## unit tests only (no services)
 	$(PY) -m pytest tests/unit
 
+bench: setup ## run the benchmarks (numbers printed and written to bench-results/*.json)
+	$(PY) -m bench.features_bench
+	$(PY) -m bench.pipeline_bench
+	$(PY) -m bench.api_bench
+	$(PY) -m bench.backtest_bench
+	$(PY) -m bench.drift_bench
+	$(PY) -m bench.online_recovery
+
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy streams features models scoring drift replay infra
 
-.PHONY: help setup demo test unit lint
+.PHONY: help setup demo test unit lint bench

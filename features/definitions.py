@@ -14,9 +14,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+# isort: off
+import features.feast_guard  # noqa: F401 - before any feast import (see its doc)
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource
 from feast.types import Float64, String
 from feast.value_type import ValueType
+
+# isort: on
 
 from features.core import FEATURE_NAMES
 

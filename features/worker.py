@@ -117,6 +117,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         topic_partitions=n, topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest", web_enabled=False,
         processing_guarantee="at_least_once",
+        # The terminal stage holds messages unacknowledged until the merge releases them;
+        # waiting for every message to be acked before a rebalance or a shutdown would then
+        # never end. Unacked messages are redelivered, and redelivery is not double-counted.
+        stream_wait_empty=False,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 4),
         consumer_max_fetch_size=max(1_048_576, settings.max_message_bytes * 4),
     )

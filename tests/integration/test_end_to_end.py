@@ -99,7 +99,8 @@ def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
     valid_ids = {r["transaction_id"] for r in records}
     missing = valid_ids - set(counts)
     duplicated = {t: n for t, n in counts.items() if n > 1}
-    assert not missing, f"{len(missing)} valid transactions were never scored"
+    logs = "\n".join(f"--- {n}:\n{p.log_tail(40)}" for n, p in workers.items())
+    assert not missing, f"{len(missing)} valid transactions were never scored\n{logs}"
     assert not duplicated, f"scored more than once: {list(duplicated.items())[:5]}"
     assert set(counts) == valid_ids
 

@@ -39,8 +39,10 @@ from faust.types import TP
 
 from features.core import Event
 from features.offline import OfflineWriter
+from features.redis_layout import card_state_key, terminal_state_key
 from features.stages import CardStage, Message, TerminalStage
-from features.store import OnlineFeatures, Row
+from features.stages import dumps as state_json
+from features.store import OnlineFeatures, Row, Snapshot
 from infra.errors import InvalidInput
 from infra.settings import Settings
 from streams.dlq import dead_letter_record, make_dead_letter
@@ -110,6 +112,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     online = online or OnlineFeatures(settings)
     offline = OfflineWriter(settings, settings.feature_offline_flush_s)
     n = settings.topic_partitions
+    project = settings.feast_project
     app = faust.App(
         settings.consumer_group_features,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
@@ -204,7 +207,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                     pending += await announce(partition)
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
-            card.flush()  # after delivery: a persisted card state implies its items were sent
+            states = card.snapshots()
+            await _write_with_retry(online, [], [
+                (card_state_key(project, c), state_json(d)) for c, d in states])
+            card.flush(states)  # after delivery: a persisted card state implies its items were sent
 
     @app.agent(labels, name="labels")
     async def take_labels(stream: faust.StreamT) -> None:
@@ -251,8 +257,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 skip = set()
             rows: list[Row] = [(r.transaction_id, r.card_id, r.terminal, r.event_ms, r.features)
                                for r in done if r.transaction_id not in skip]
-            await _write_with_retry(online, rows)
-            terminal.flush()  # after the write: a persisted terminal state implies its rows
+            states = terminal.snapshots()
+            await _write_with_retry(online, rows, [
+                (terminal_state_key(project, t), state_json(d)) for t, d in states])
+            terminal.flush(states)  # after the write: a persisted terminal state implies its rows
             pending = [await featurized.send(key=r.card_id.encode(), value=dumps(r.record))
                        for r in done]
             await asyncio.gather(*pending)
@@ -287,14 +295,16 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     return app
 
 
-async def _write_with_retry(online: OnlineFeatures, rows: list[Row]) -> None:
-    """Write to the online store, retrying with backoff: nothing is forwarded unwritten."""
-    if not rows:
+async def _write_with_retry(online: OnlineFeatures, rows: list[Row],
+                            snapshots: list[Snapshot]) -> None:
+    """Write rows and state snapshots to the online store in one round trip, retrying with
+    backoff: nothing is forwarded unwritten."""
+    if not rows and not snapshots:
         return
     delay = 0.1
     while True:
         try:
-            await asyncio.to_thread(online.write, rows)
+            await asyncio.to_thread(online.write, rows, snapshots)
             return
         except Exception as exc:  # noqa: BLE001 - the online store being down is retried
             log.error("online store write failed (%s); retrying in %.1fs", exc, delay)

@@ -43,10 +43,11 @@ def _prepare(settings: Any, customers: int) -> list[dict[str, Any]]:
     """Topics, champion, entity states in Redis; returns request bodies to send."""
     from features.backfill import events_from_frame, labels_from_frame
     from features.core import FeatureCore
+    from features.redis_layout import card_state_key, terminal_state_key
     from models.pipeline import train_and_register
     from models.train import TrainConfig
     from replay.simulator import SimulationConfig, simulate, write_history
-    from scoring.state_store import RedisStateStore, card_state_key, terminal_state_key
+    from scoring.state_store import RedisStateStore
     from streams.clients import make_admin
     from streams.topics import catalog, ensure_topics
 

@@ -94,13 +94,14 @@ class CardState:
     ewm: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # w, amt, ecom, nt
     txns: dict[str, list[Any]] = field(default_factory=dict)  # tid -> [terminal key, ms]
     recent: list[str] = field(default_factory=list)  # ids of the last DEDUP_SIZE transactions
+    txns_sorted: bool = True  # ``txns`` is in event-time order (pruned from the front)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "w10m": self.w10m.to_list(), "w1h": self.w1h.to_list(),
             "w24h": self.w24h.to_list(), "d": self.days.to_list(), "f": self.first_ms,
             "l": self.last_ms, "p": self.pruned_day, "s": self.seen, "e": self.ewm,
-            "x": self.txns, "r": self.recent,
+            "x": self.txns, "r": self.recent, "xs": self.txns_sorted,
         }
 
     @classmethod
@@ -110,7 +111,7 @@ class CardState:
             w24h=Sliding.from_list(data["w24h"]), days=DayBuckets.from_list(data["d"]),
             first_ms=data["f"], last_ms=data["l"], pruned_day=data["p"],
             seen=[dict(s) for s in data["s"]], ewm=list(data["e"]), txns=dict(data["x"]),
-            recent=list(data["r"]),
+            recent=list(data["r"]), txns_sorted=bool(data.get("xs", False)),
         )
 
     def transaction_terminal(self, transaction_id: str) -> tuple[str, int] | None:
@@ -129,8 +130,20 @@ def _prune(state: CardState, now: int, day: int) -> None:
         for key in [k for k, t in seen.items() if t < horizon]:
             del seen[key]
     old = now - TXN_MAP_DAYS * DAY_MS
-    for tid in [t for t, (_, ms) in state.txns.items() if ms < old]:
-        del state.txns[tid]
+    txns = state.txns
+    if state.txns_sorted:  # the usual case: only a prefix can be old
+        dead = []
+        for tid, hit in txns.items():
+            if hit[1] >= old:
+                break
+            dead.append(tid)
+        for tid in dead:
+            del txns[tid]
+        return
+    for tid in [t for t, (_, ms) in txns.items() if ms < old]:
+        del txns[tid]
+    times = [hit[1] for hit in txns.values()]
+    state.txns_sorted = all(a <= b for a, b in zip(times, times[1:], strict=False))
 
 
 def _profile(state: CardState, now: int, event: Event, night: float) -> tuple[float, ...]:
@@ -159,9 +172,11 @@ def card_update(state: CardState | None, event: Event) -> tuple[CardState, Featu
         return state, None
     now, amount = event.event_ms, event.amount
     day = now // DAY_MS
-    _prune(state, now, day)
+    if day > state.pruned_day:
+        _prune(state, now, day)
     days = state.days
-    days.advance(day)
+    if day > days.day:
+        days.advance(day)
     prior_n, prior_sum, prior_sq = days.totals[1]
     prior_mean = prior_sum / prior_n if prior_n > 0 else 0.0
     prior_std = math.sqrt(max(0.0, prior_sq / prior_n - prior_mean**2)) if prior_n > 2 else 0.0
@@ -178,39 +193,41 @@ def card_update(state: CardState | None, event: Event) -> tuple[CardState, Featu
     new_country = prior_n > 0 and countries.get(event.country, -1) < horizon
     profile = _profile(state, now, event, night)
 
-    state.w10m.push(now, amount)
-    state.w1h.push(now, amount)
-    state.w24h.push(now, amount, event.merchant_id, event.country, event.device_id)
-    days.add(day, 0, 1.0)
-    days.add(day, 1, amount)
-    days.add(day, 2, amount * amount)
+    w10m, w1h, w24h = state.w10m, state.w1h, state.w24h
+    w10m.push(now, amount)
+    w1h.push(now, amount)
+    w24h.push(now, amount, event.merchant_id, event.country, event.device_id)
+    days.add_all(day, (1.0, amount, amount * amount))
     merchants[event.merchant_id] = now
     countries[event.country] = now
     if event.device_id is not None:
         devices[event.device_id] = now
-    state.first_ms = now if state.first_ms is None else min(state.first_ms, now)
-    state.last_ms = now if state.last_ms is None else max(state.last_ms, now)
-    state.txns[event.transaction_id] = [terminal_key(event.terminal_id, event.merchant_id), now]
-    if len(state.txns) > TXN_MAP_CAP:
-        del state.txns[next(iter(state.txns))]
+    first_ms = state.first_ms = now if state.first_ms is None else min(state.first_ms, now)
+    last_ms = state.last_ms = now if state.last_ms is None else max(state.last_ms, now)
+    txns = state.txns
+    if state.txns_sorted and (now < last_ms or event.transaction_id in txns):
+        state.txns_sorted = False  # out of order (or a repeated id keeps its old place)
+    txns[event.transaction_id] = [terminal_key(event.terminal_id, event.merchant_id), now]
+    if len(txns) > TXN_MAP_CAP:
+        del txns[next(iter(txns))]
 
-    n7, s7, _ = days.totals[0]
-    n30, s30, _ = days.totals[1]
+    (n7, s7, _), (n30, s30, _) = days.totals
+    distinct = w24h.distinct
+    channel = event.channel
     features: Features = (
         amount, math.log1p(amount), night, 1.0 if weekday >= 5 else 0.0,
-        1.0 if event.channel == "ecom" else 0.0, 1.0 if event.channel == "atm" else 0.0,
-        float(state.w10m.count), float(state.w1h.count), float(state.w24h.count), n7, n30,
-        state.w10m.total, state.w1h.total, state.w24h.total, s7, s30,
+        1.0 if channel == "ecom" else 0.0, 1.0 if channel == "atm" else 0.0,
+        float(len(w10m.items)), float(len(w1h.items)), float(len(w24h.items)), n7, n30,
+        w10m.total, w1h.total, w24h.total, s7, s30,
         s7 / n7 if n7 > 0 else 0.0, s30 / n30 if n30 > 0 else 0.0,
         max(-ZSCORE_CAP, min(ZSCORE_CAP, (amount - prior_mean) / prior_std))
         if prior_std > 0 and prior_n > 2 else 0.0,
         amount / prior_mean if prior_mean > 0 else 1.0,
         since_prev,
-        float(state.w24h.n_distinct(0)), float(state.w24h.n_distinct(1)),
-        float(state.w24h.n_distinct(2)),
+        float(len(distinct[0])), float(len(distinct[1])), float(len(distinct[2])),
         1.0 if new_merchant and prior_n > 0 else 0.0, 1.0 if new_device else 0.0,
         1.0 if new_country else 0.0,
-        (now - state.first_ms) / DAY_MS, *profile,
+        (now - first_ms) / DAY_MS, *profile,
     )
     state.recent.append(event.transaction_id)
     if len(state.recent) > DEDUP_SIZE:

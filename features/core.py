@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import cast
 
 from features.card import (
@@ -45,6 +46,7 @@ from features.terminal import (
 
 FEATURE_NAMES: tuple[str, ...] = CARD_FEATURE_NAMES + TERMINAL_FEATURE_NAMES
 N_CARD = len(CARD_FEATURE_NAMES)
+INF = float("inf")
 
 __all__ = [
     "CARD_FEATURE_NAMES", "DAY_MS", "FEATURE_NAMES", "HOUR_MS", "LABEL", "N_CARD",
@@ -112,24 +114,30 @@ class FeatureCore:
                     items.append((order, resolved))
                 i += 1
 
+        cards = self.cards
+        next_label = pending[0].label_ms if pending else INF
         for event in events:
-            resolve_until(event.event_ms)  # as online: labels resolve once the card caught up
-            for _, feats in self.card_features([event]):
-                order = item_order(event.event_ms, TRANSACTION, event.transaction_id)
+            if event.event_ms > next_label:  # as online: labels resolve once the card caught up
+                resolve_until(event.event_ms)
+                next_label = pending[i].label_ms if i < len(pending) else INF
+            state, feats = card_update(cards.get(event.card_id), event)
+            cards[event.card_id] = state
+            if feats is not None:  # None: a repeated transaction id, already applied
+                order = (event.event_ms, TRANSACTION, event.transaction_id)  # item_order
                 items.append((order, (event, feats)))
-        resolve_until(float("inf"))
-        items.sort(key=lambda pair: pair[0])
+        resolve_until(INF)
+        items.sort(key=itemgetter(0))
         out: dict[str, Features] = {}
+        terminals = self.terminals
         for _, item in items:
             if isinstance(item, LabelEvent):
-                self.terminals[item.terminal] = terminal_label(
-                    self.terminals.get(item.terminal), item)
+                terminals[item.terminal] = terminal_label(terminals.get(item.terminal), item)
                 continue
             event, card_feats = cast(tuple[Event, Features], item)
             key = terminal_key(event.terminal_id, event.merchant_id)
-            state, term_feats = terminal_update(
-                self.terminals.get(key), event.transaction_id, event.event_ms, event.amount)
-            self.terminals[key] = state
+            state_t, term_feats = terminal_update(
+                terminals.get(key), event.transaction_id, event.event_ms, event.amount)
+            terminals[key] = state_t
             if term_feats is not None:
                 out[event.transaction_id] = card_feats + term_feats
         return out

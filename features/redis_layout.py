@@ -12,6 +12,11 @@ Unit tests check :func:`redis_key`, :func:`feature_fields` and the ``encode_*`` 
 against Feast's own functions and protobufs, and :func:`decode_rows` against ``ValueProto``
 parsing, so this stays Feast's data format (the integration test reads rows written here
 back through ``get_online_features``).
+
+Next to Feast's rows the feature worker keeps the latest state of each card and terminal
+(for the synchronous ``POST /v1/score`` path, :mod:`scoring.state_store`): plain string keys
+:func:`card_state_key` / :func:`terminal_state_key` holding the UTF-8 JSON of the core's
+``to_dict()``, with the online TTL.
 """
 
 from __future__ import annotations
@@ -34,6 +39,25 @@ def redis_key(join_key: str, value: str, project: bytes) -> bytes:
     k, v = join_key.encode(), value.encode()
     return b"".join((struct.pack("<III", 1, STRING, len(k)), k,
                      struct.pack("<II", STRING, len(v)), v, project))
+
+
+def card_state_key(project: str, card_id: str) -> str:
+    """Redis key of a card's state snapshot.
+
+    >>> card_state_key("fraudstream", "card-42")
+    'fraudstream:card_state:card-42'
+    """
+    return f"{project}:card_state:{card_id}"
+
+
+def terminal_state_key(project: str, terminal: str) -> str:
+    """Redis key of a terminal's (or merchant's) state snapshot (``terminal`` is
+    :func:`features.core.terminal_key`).
+
+    >>> terminal_state_key("fraudstream", "t:t-7")
+    'fraudstream:terminal_state:t:t-7'
+    """
+    return f"{project}:terminal_state:{terminal}"
 
 
 def feature_fields(view: str, features: Sequence[str]) -> list[bytes]:

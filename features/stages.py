@@ -92,11 +92,15 @@ class CardStage:
         raw = self.table.get(card_id, handle)
         return CardState.from_dict(raw) if raw else None
 
-    def flush(self) -> None:
-        """Write the states changed since the last flush back to the table (one per card)."""
-        for card_id, (state, handle) in self._cache.items():
-            self.table.put(card_id, state.to_dict(), handle)
-        self._cache.clear()
+    def snapshots(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(card_id, state dict)`` of the states changed since the last flush: what
+        :meth:`flush` persists (and the worker publishes for the REST API)."""
+        return [(card_id, state.to_dict()) for card_id, (state, _) in self._cache.items()]
+
+    def flush(self, snapshots: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        """Write the states changed since the last flush back to the table (one per card);
+        ``snapshots``: what :meth:`snapshots` returned since (saves encoding them again)."""
+        _flush(self.table, self._cache, snapshots)
 
     def transaction(self, partition: int, event: Event, record: dict[str, Any],
                     handle: Any = None) -> Message | None:
@@ -216,11 +220,23 @@ class TerminalStage:
         return Released(str(value["id"]), str(record["card_id"]), term, int(value["t"]),
                         full, record, late), handle
 
-    def flush(self) -> None:
-        for term, (state, handle) in self._cache.items():
-            self.table.put(term, state.to_dict(), handle)
-        self._cache.clear()
+    def snapshots(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(terminal key, state dict)`` of the states changed since the last flush."""
+        return [(term, state.to_dict()) for term, (state, _) in self._cache.items()]
+
+    def flush(self, snapshots: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        """As :meth:`CardStage.flush`, for terminal states."""
+        _flush(self.table, self._cache, snapshots)
 
     def revoke(self, partition: int) -> list[Any]:
         merger = self.mergers.pop(partition, None)
         return [handle for _, handle in merger.drain()] if merger else []
+
+
+def _flush(table: StateStore, cache: dict[str, tuple[Any, Any]],
+           snapshots: list[tuple[str, dict[str, Any]]] | None) -> None:
+    encoded = dict(snapshots) if snapshots is not None else {}
+    for key, (state, handle) in cache.items():
+        value = encoded.get(key)
+        table.put(key, value if value is not None else state.to_dict(), handle)
+    cache.clear()

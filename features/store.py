@@ -44,6 +44,7 @@ log = logging.getLogger("fraudstream.features.store")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Row = tuple[str, str, str, int, Features]  # transaction_id, card_id, terminal, event_ms, vec
+Snapshot = tuple[str, bytes]  # redis key, JSON of an entity state (see ``write``)
 
 
 def repo_config(settings: Settings) -> Any:
@@ -118,13 +119,18 @@ class OnlineFeatures:
             self._service = self.store.get_feature_service(FEATURE_SERVICE_NAME)
         return self._service
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, rows: Sequence[Row], snapshots: Sequence[Snapshot] = ()) -> None:
         """Write ``(transaction_id, card_id, terminal, event_ms, features)`` rows in one
         pipeline, in exactly the layout Feast's Redis store writes (``HSET`` of every field
         and ``_ts:view``, then ``EXPIRE`` by ``key_ttl_seconds``) — what
         ``write_to_online_store`` does with ``skip_dedup``, without its per-value Python
-        conversions, which cost more than the rest of the worker."""
-        if not rows:
+        conversions, which cost more than the rest of the worker.
+
+        ``snapshots`` (``(redis key, JSON bytes)``: entity-state snapshots for the REST API,
+        keys from :func:`~features.redis_layout.card_state_key` /
+        :func:`~features.redis_layout.terminal_state_key`) go out in the same round trip,
+        ``SET`` with the same TTL."""
+        if not rows and not snapshots:
             return
         ttl = self._settings.online_ttl_seconds
         with self.redis.pipeline(transaction=False) as pipe:
@@ -137,6 +143,8 @@ class OnlineFeatures:
                 mapping[self._ts_field] = encode_timestamp(event_ms)
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
                 pipe.expire(key, ttl)
+            for name, value in snapshots:
+                pipe.set(name, value, ex=ttl)
             pipe.execute()
 
     def write_via_feast(self, rows: Sequence[Row]) -> None:

@@ -48,30 +48,52 @@ class Sliding:
         return len(self.items)
 
     def expire(self, now: int) -> None:
-        horizon = now - self.span
         items = self.items
-        while items and items[0][0] <= horizon:
-            old = items.popleft()
-            self.total -= old[1]
-            for i, key in enumerate(old[2:]):
-                if key is not None:
-                    counter = self.distinct[i]
-                    left = counter[key] - 1
-                    if left:
-                        counter[key] = left
-                    else:
-                        del counter[key]
         if not items:
             self.total = 0.0  # no drift carried across an empty window
+            return
+        horizon = now - self.span
+        if items[0][0] > horizon:
+            return  # the common case: nothing left the window
+        popleft = items.popleft
+        if not self.n_keys:
+            total = self.total
+            while items and items[0][0] <= horizon:
+                total -= popleft()[1]
+            self.total = total
+        else:
+            distinct = self.distinct
+            while items and items[0][0] <= horizon:
+                old = popleft()
+                self.total -= old[1]
+                for i in range(len(old) - 2):
+                    key = old[i + 2]
+                    if key is not None:
+                        counter = distinct[i]
+                        left = counter[key] - 1
+                        if left:
+                            counter[key] = left
+                        else:
+                            del counter[key]
+        if not items:
+            self.total = 0.0
 
     def push(self, t: int, value: float, *keys: str | None) -> None:
-        self.expire(t)
-        self.items.append([t, value, *keys])
+        items = self.items
+        if not items:
+            self.total = 0.0
+        elif items[0][0] <= t - self.span:
+            self.expire(t)
+        if keys:
+            self.items.append([t, value, *keys])
+            distinct = self.distinct
+            for i, key in enumerate(keys):
+                if key is not None:
+                    counter = distinct[i]
+                    counter[key] = counter.get(key, 0) + 1
+        else:
+            self.items.append([t, value])
         self.total += value
-        for i, key in enumerate(keys):
-            if key is not None:
-                counter = self.distinct[i]
-                counter[key] = counter.get(key, 0) + 1
 
     def n_distinct(self, i: int) -> int:
         return len(self.distinct[i])
@@ -135,15 +157,47 @@ class DayBuckets:
 
         ``create=False`` only amends an existing bucket (returns False when there is none).
         """
-        if day <= self.day - self.spans[-1]:
+        bucket = self._bucket(day, create)
+        if bucket is None:
             return False
+        bucket[index + 1] += value
+        current = self.day
+        for span, total in zip(self.spans, self.totals, strict=True):
+            if day > current - span:
+                total[index] += value
+        return True
+
+    def add_all(self, day: int, values: tuple[float, ...]) -> bool:
+        """``add(day, k, values[k])`` for every field ``k`` (creating the bucket), at once."""
+        bucket = self._bucket(day, True)
+        if bucket is None:
+            return False
+        k = 1
+        for value in values:
+            bucket[k] += value
+            k += 1
+        current = self.day
+        for span, total in zip(self.spans, self.totals, strict=True):
+            if day > current - span:
+                k = 0
+                for value in values:
+                    total[k] += value
+                    k += 1
+        return True
+
+    def _bucket(self, day: int, create: bool) -> list[float] | None:
+        """``day``'s bucket (inserted when missing and ``create``), None when outside."""
+        if day <= self.day - self.spans[-1]:
+            return None
         buckets = self.buckets
+        if buckets and buckets[-1][0] == day:
+            return buckets[-1]  # the common case: today's bucket
         pos = len(buckets) - 1
         while pos >= 0 and buckets[pos][0] > day:
             pos -= 1
         if pos < 0 or buckets[pos][0] != day:
             if not create:
-                return False
+                return None
             buckets.insert(pos + 1, [day] + [0.0] * self.width)
             pos += 1
             for j in range(len(self.spans)):
@@ -151,11 +205,7 @@ class DayBuckets:
                     self.starts[j] == pos and day <= self.day - self.spans[j]
                 ):
                     self.starts[j] += 1
-        buckets[pos][index + 1] += value
-        for j, span in enumerate(self.spans):
-            if day > self.day - span:
-                self.totals[j][index] += value
-        return True
+        return buckets[pos]
 
     def total(self, span_index: int, index: int) -> float:
         return self.totals[span_index][index]

@@ -6,7 +6,8 @@ Agents (one process; scale out by running more, Kafka spreads the partitions):
 1. ``features`` on ``transactions`` (micro-batches): validates (bad input goes to
    ``transactions.dlq`` with its reason and ``topic[partition]@offset``), folds each
    transaction into its card's state (table ``card-state``) and sends it with its card
-   features to the repartition topic, keyed by terminal.
+   features to the repartition topic, in its terminal's partition (one message per
+   partition and micro-batch holds a JSON list of items and watermark marks).
 2. ``labels`` on ``labels``: each label waits until its card partition caught up with its
    ``label_time``, is resolved to its transaction's terminal through the card state and sent
    to the repartition topic too. Both agents announce per-partition watermarks there.
@@ -29,18 +30,21 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import TP
 
 from features.core import Event
 from features.offline import OfflineWriter
+from features.redis_layout import card_state_key, terminal_state_key
 from features.stages import CardStage, Message, TerminalStage
-from features.store import OnlineFeatures, Row
+from features.stages import dumps as state_json
+from features.store import OnlineFeatures, Row, Snapshot
 from infra.errors import InvalidInput
 from infra.settings import Settings
 from streams.dlq import dead_letter_record, make_dead_letter
@@ -53,6 +57,7 @@ CARD_TABLE = "card-state"
 TERMINAL_TABLE = "terminal-state"
 READY_MARKER = "Worker ready"  # faust logs it once partitions are assigned and recovered
 MARKER_REFRESH_S = 1.0
+BATCH_BYTES = 512 * 1024  # repartition message payload limit (Kafka's default max is 1 MiB)
 
 
 def to_event(txn: Transaction) -> Event:
@@ -110,6 +115,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     online = online or OnlineFeatures(settings)
     offline = OfflineWriter(settings, settings.feature_offline_flush_s)
     n = settings.topic_partitions
+    project = settings.feast_project
     app = faust.App(
         settings.consumer_group_features,
         broker=[f"kafka://{h}" for h in settings.bootstrap_servers.split(",")],
@@ -156,25 +162,46 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             nxt = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
         return nxt >= high
 
-    async def emit(messages: list[Message]) -> list[Any]:
-        return [await repartition.send(key=k, value=v) for k, v in messages]
+    partition_of = RepartitionPartitioner(n)
 
-    async def announce(partition: int, force: bool = False) -> list[Any]:
-        """Release due labels of a card partition and send its watermarks (under the lock)."""
+    async def emit(messages: list[Message], marks: list[bytes]) -> list[Any]:
+        """Send items and watermark marks (under the lock): one message per repartition
+        partition holding a JSON list of its items in order, then every mark (a mark must
+        follow the items it covers)."""
+        batches: dict[int, list[bytes]] = {}
+        for key, value in messages:
+            batches.setdefault(partition_of(key or b""), []).append(value)
+        if marks:
+            for k in range(n):
+                batches.setdefault(k, []).extend(marks)
+        return [await repartition.send(key=None, value=payload, partition=k)
+                for k, values in batches.items() for payload in batch_payloads(values)]
+
+    def announce(partition: int, messages: list[Message], marks: list[bytes],
+                 handles: list[Any]) -> None:
+        """Collect a card partition's due labels (their handles, to ack once sent) and its
+        watermarks when they changed or are due for a refresh."""
         txn_idle = caught_up(TP(settings.topic_transactions, partition))
-        futures = []
         for message, handle in card.release_labels(partition, txn_idle):
             if message is not None:
-                futures += await emit([message])
-            handle.ack()
-        marks = card.markers(partition, txn_idle, caught_up(TP(settings.topic_labels, partition)))
+                messages.append(message)
+            handles.append(handle)
+        current = card.markers(partition, txn_idle,
+                               caught_up(TP(settings.topic_labels, partition)))
         sent = last_marks.get(partition)
         now = time.monotonic()
-        if force or sent is None or sent[0] != marks or now - sent[1] > MARKER_REFRESH_S:
-            last_marks[partition] = (marks, now)
-            for mark in marks:
-                futures += [await repartition.send(key=None, value=mark, partition=k)
-                            for k in range(n)]
+        if sent is None or sent[0] != current or now - sent[1] > MARKER_REFRESH_S:
+            last_marks[partition] = (current, now)
+            marks += current
+
+    async def emit_announced(partitions: Iterable[int], messages: list[Message]) -> list[Any]:
+        marks: list[bytes] = []
+        handles: list[Any] = []
+        for partition in sorted(partitions):
+            announce(partition, messages, marks, handles)
+        futures = await emit(messages, marks)
+        for handle in handles:
+            handle.ack()
         return futures
 
     @app.agent(source, name="features")
@@ -203,12 +230,13 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                     out.append(repartitioned)
                 touched.add(message.partition)
             async with emit_lock:
-                pending = await emit(out)
-                for partition in sorted(touched):
-                    pending += await announce(partition)
+                pending = await emit_announced(touched, out)
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
-            card.flush()  # after delivery: a persisted card state implies its items were sent
+            states = card.snapshots()
+            await _write_with_retry(online, [], [
+                (card_state_key(project, c), state_json(d)) for c, d in states])
+            card.flush(states)  # after delivery: a persisted card state implies its items were sent
 
     @app.agent(labels, name="labels")
     async def take_labels(stream: faust.StreamT) -> None:
@@ -230,7 +258,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 card.label(message.partition, label, event)
                 touched.add(message.partition)
             async with emit_lock:
-                pending = [f for p in sorted(touched) for f in await announce(p)]
+                pending = await emit_announced(touched, [])
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
 
@@ -242,8 +270,12 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             touched: set[int] = set()
             for event in events:
                 partition = event.message.partition
-                if terminal.receive(partition, json.loads(event.value or b"{}"), event):
-                    event.message.incref()  # held in the merge buffer until released
+                payload = json.loads(event.value or b"[]")
+                held = 0
+                for value in payload if isinstance(payload, list) else [payload]:
+                    held += terminal.receive(partition, value, event)
+                if held:  # each item held in the merge buffer until released (and acked)
+                    event.message.incref(held)
                 touched.add(partition)
             released = [r for p in sorted(touched) for r in terminal.release(p)]
             done = [r for r, _ in released if r is not None]
@@ -255,8 +287,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 skip = set()
             rows: list[Row] = [(r.transaction_id, r.card_id, r.terminal, r.event_ms, r.features)
                                for r in done if r.transaction_id not in skip]
-            await _write_with_retry(online, rows)
-            terminal.flush()  # after the write: a persisted terminal state implies its rows
+            states = terminal.snapshots()
+            await _write_with_retry(online, rows, [
+                (terminal_state_key(project, t), state_json(d)) for t, d in states])
+            terminal.flush(states)  # after the write: a persisted terminal state implies its rows
             pending = [await featurized.send(key=r.card_id.encode(), value=dumps(r.record))
                        for r in done]
             await asyncio.gather(*pending)
@@ -276,7 +310,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         partitions = sorted(tp.partition for tp in assigned
                             if tp.topic == settings.topic_transactions)
         async with emit_lock:
-            pending = [f for p in partitions for f in await announce(p)]
+            pending = await emit_announced(partitions, [])
         await asyncio.gather(*pending)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -291,14 +325,53 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     return app
 
 
-async def _write_with_retry(online: OnlineFeatures, rows: list[Row]) -> None:
-    """Write to the online store, retrying with backoff: nothing is forwarded unwritten."""
-    if not rows:
+class RepartitionPartitioner:
+    """The repartition partition of a terminal key: what Kafka's default partitioner
+    (murmur2, as aiokafka's ``DefaultPartitioner``) gives the key, so terminal states stay
+    where keyed messages put them; cached, as aiokafka's murmur2 is pure Python."""
+
+    def __init__(self, partitions: int, cache_size: int = 100_000) -> None:
+        self.partitions = partitions
+        self.cache_size = cache_size
+        self._cache: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            hit = self._cache[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
+        return hit
+
+
+def batch_payloads(values: list[bytes], limit: int = BATCH_BYTES) -> Iterator[bytes]:
+    """JSON arrays of ``values`` (each already JSON), split to stay under ``limit`` bytes.
+
+    >>> list(batch_payloads([b'1', b'22', b'3'], limit=8))
+    [b'[1,22]', b'[3]']
+    """
+    chunk: list[bytes] = []
+    size = 2
+    for value in values:
+        if chunk and size + len(value) + 1 > limit:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 2
+        chunk.append(value)
+        size += len(value) + 1
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"
+
+
+async def _write_with_retry(online: OnlineFeatures, rows: list[Row],
+                            snapshots: list[Snapshot]) -> None:
+    """Write rows and state snapshots to the online store in one round trip, retrying with
+    backoff: nothing is forwarded unwritten."""
+    if not rows and not snapshots:
         return
     delay = 0.1
     while True:
         try:
-            await asyncio.to_thread(online.write, rows)
+            await asyncio.to_thread(online.write, rows, snapshots)
             return
         except Exception as exc:  # noqa: BLE001 - the online store being down is retried
             log.error("online store write failed (%s); retrying in %.1fs", exc, delay)

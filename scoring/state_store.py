@@ -3,7 +3,7 @@
 The stream computes a transaction's features inside the feature worker; a synchronous
 caller cannot wait for that, so the API recomputes them with the *same* pure core from the
 latest state snapshots of the transaction's card and terminal, which the feature worker
-writes to Redis after each micro-batch (the state is *not* written back by the API: the
+writes to Redis with each micro-batch (the state is *not* written back by the API: the
 stream stays the single writer and the transaction, when published, is folded in there).
 
 Redis layout (values are UTF-8 JSON of the core's ``to_dict()``; TTL = online TTL)::
@@ -13,7 +13,8 @@ Redis layout (values are UTF-8 JSON of the core's ``to_dict()``; TTL = online TT
 
 where ``terminal_key`` is :func:`features.core.terminal_key` (``t:<terminal_id>``, or
 ``m:<merchant_id>`` for a transaction without a terminal). A missing key means a new
-entity (empty state), exactly as in the stream.
+entity (empty state), exactly as in the stream. The key functions live in
+:mod:`features.redis_layout` (the feature worker writes these keys).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from features.core import (
     terminal_key,
     terminal_update,
 )
+from features.redis_layout import card_state_key, terminal_state_key
 from features.terminal import terminal_peek
 from infra.errors import InvalidInput, ServiceError
 from infra.settings import Settings
@@ -38,24 +40,6 @@ from streams.schema import Transaction
 
 if TYPE_CHECKING:
     import redis
-
-
-def card_state_key(project: str, card_id: str) -> str:
-    """Redis key of a card's state snapshot.
-
-    >>> card_state_key("fraudstream", "card-42")
-    'fraudstream:card_state:card-42'
-    """
-    return f"{project}:card_state:{card_id}"
-
-
-def terminal_state_key(project: str, terminal: str) -> str:
-    """Redis key of a terminal's (or merchant's) state snapshot.
-
-    >>> terminal_state_key("fraudstream", "t:t-7")
-    'fraudstream:terminal_state:t:t-7'
-    """
-    return f"{project}:terminal_state:{terminal}"
 
 
 class StateStore(Protocol):

@@ -9,7 +9,8 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["scoring.policy", "models.metrics", "models.online",
-                                    "scoring.metrics", "scoring.state_store"])
+                                    "scoring.metrics", "features.redis_layout",
+                                    "features.worker"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

@@ -102,13 +102,22 @@ def test_moving_the_champion_mid_stream_switches_versions_without_gap_or_duplica
     counter = ScoreCounter(s)
     counter.start()
     with running_workers(s):
-        publish_history(live_path, s, progress=None, max_rate=4000)
-        counter.wait_for(5_000, timeout=240)
+        # ~25 s of traffic: the alias moves early and the scorer (checking every 5 s) must
+        # switch while transactions are still flowing
+        publisher = threading.Thread(
+            target=publish_history,
+            args=(live_path, s),
+            kwargs={"progress": None, "max_rate": 800},
+            daemon=True,
+        )
+        publisher.start()
+        counter.wait_for(2_000, timeout=240)
         from models.registry import ModelRegistry
 
         ModelRegistry(s).set_alias(
             s.model_name, "champion", second, actor="test", reason="mid-stream promotion"
         )
+        publisher.join(timeout=120)
         scores = drain(s, s.topic_scores, len(live), timeout=300, settle=5)
     counter.stop.set()
 

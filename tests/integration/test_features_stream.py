@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.backfill import compute_features
 from features.core import FEATURE_NAMES

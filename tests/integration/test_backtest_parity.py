@@ -33,6 +33,7 @@ from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from scoring.worker import Scorer
 from streams.clients import make_consumer
+from tests.fakes import FakeMessage
 from tests.integration.deployed import SMALL_TRAIN, prepare, running_workers
 
 CHAMPION = "champion"
@@ -59,28 +60,6 @@ def backtest_all(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
                           config)
     assert len(result.predictions) == len(frame)
     return result.predictions.set_index("transaction_id")
-
-
-class FakeMessage:
-    def __init__(self, record: dict[str, Any], offset: int) -> None:
-        self._value = json.dumps(record).encode()
-        self._key = record["card_id"].encode()
-        self._offset = offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes:
-        return self._key
-
-    def topic(self) -> str:
-        return "transactions.featurized"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
 
 
 class CoreOnline:
@@ -164,7 +143,7 @@ def test_backtest_equals_the_scorer_code_path(tmp_path: Path) -> None:
     records = list(iter_transactions(live))
     for start in range(0, len(records), settings.score_batch_size):
         batch = records[start:start + settings.score_batch_size]
-        scorer._score_batch([FakeMessage(r, start + i) for i, r in enumerate(batch)])
+        scorer._score_batch([FakeMessage.of(r, start + i) for i, r in enumerate(batch)])
     assert_same({s["transaction_id"]: s for s in out.scores}, offline)
 
 

@@ -16,29 +16,7 @@ from infra.errors import ModelError
 from infra.settings import Settings
 from scoring.worker import Scorer
 from streams.dlq import parse_dead_letter
-
-
-class FakeMessage:
-    def __init__(self, value: bytes, offset: int, key: bytes = b"C1") -> None:
-        self._value, self._offset, self._key = value, offset, key
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> bytes:
-        return self._key
-
-    def topic(self) -> str:
-        return "transactions.featurized"
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def error(self) -> None:
-        return None
+from tests.fakes import FakeMessage
 
 
 @dataclass

@@ -1,0 +1,36 @@
+"""In-memory stand-ins shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class FakeMessage:
+    """A consumed ``transactions.featurized`` record, as confluent-kafka's Message shows it."""
+
+    def __init__(self, value: bytes, offset: int, key: bytes = b"C1") -> None:
+        self._value, self._offset, self._key = value, offset, key
+
+    @classmethod
+    def of(cls, record: dict[str, Any], offset: int) -> FakeMessage:
+        """The message of a JSON record, keyed by its card."""
+        return cls(json.dumps(record).encode(), offset, record["card_id"].encode())
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def topic(self) -> str:
+        return "transactions.featurized"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None

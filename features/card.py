@@ -9,10 +9,10 @@ Contract:
   transaction -> terminal map forget entries older than their horizon (pruned once per
   event day) and the latter is also capped at :data:`TXN_MAP_CAP` entries.
 - Work per event is amortised O(1) (each event enters and leaves each window once).
-- A redelivered transaction (same id as one of the card's last :data:`DEDUP_SIZE`) leaves
-  the state unchanged and returns ``None`` instead of features: it was applied already (the
-  worker forwards a transaction's result before its card state is persisted, so nothing
-  has to be re-emitted).
+- A repeated transaction (same id as one of the card's last :data:`DEDUP_SIZE`) leaves
+  the state unchanged and returns ``None`` instead of features: it was applied already.
+  (Redelivery after a crash is recognised by the stream worker from the Kafka position
+  kept in :attr:`CardState.source`, whatever its span; see :mod:`features.stages`.)
 """
 
 from __future__ import annotations
@@ -95,14 +95,19 @@ class CardState:
     txns: dict[str, list[Any]] = field(default_factory=dict)  # tid -> [terminal key, ms]
     recent: list[str] = field(default_factory=list)  # ids of the last DEDUP_SIZE transactions
     txns_sorted: bool = True  # ``txns`` is in event-time order (pruned from the front)
+    # [partition, offset] of the last transaction the stream worker folded in (None offline)
+    source: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "w10m": self.w10m.to_list(), "w1h": self.w1h.to_list(),
             "w24h": self.w24h.to_list(), "d": self.days.to_list(), "f": self.first_ms,
             "l": self.last_ms, "p": self.pruned_day, "s": self.seen, "e": self.ewm,
             "x": self.txns, "r": self.recent, "xs": self.txns_sorted,
         }
+        if self.source is not None:
+            data["o"] = self.source
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CardState:
@@ -112,6 +117,7 @@ class CardState:
             first_ms=data["f"], last_ms=data["l"], pruned_day=data["p"],
             seen=[dict(s) for s in data["s"]], ewm=list(data["e"]), txns=dict(data["x"]),
             recent=list(data["r"]), txns_sorted=bool(data.get("xs", False)),
+            source=data.get("o"),
         )
 
     def transaction_terminal(self, transaction_id: str) -> tuple[str, int] | None:

@@ -103,14 +103,27 @@ class CardStage:
         _flush(self.table, self._cache, snapshots)
 
     def transaction(self, partition: int, event: Event, record: dict[str, Any],
-                    handle: Any = None) -> Message | None:
-        """Fold a transaction (``handle``: its message) in; its repartition message, or None
-        for a redelivered one (applied and sent before its card state was persisted)."""
-        state, feats = card_update(self._state(event.card_id, handle), event)
+                    handle: Any = None, offset: int | None = None) -> Message | None:
+        """Fold a transaction (``handle``: its message, at ``offset`` in ``partition``) in;
+        its repartition message, or None when it was folded in already.
+
+        A card's transactions arrive in its partition's offset order and the card state
+        keeps the position of the last one folded in, so a message at or before that
+        position is a redelivery (after a crash, messages since the last commit come again;
+        their results were sent before the card state was persisted). A repeated
+        transaction id at a new offset is the core's business (it ignores recent repeats).
+        """
+        self.txn_wm[partition] = max(event.event_ms, self.txn_wm.get(partition, event.event_ms))
+        state = self._state(event.card_id, handle)
+        if (offset is not None and state is not None and state.source is not None
+                and state.source[0] == partition and offset <= state.source[1]):
+            return None
+        state, feats = card_update(state, event)
+        if offset is not None:
+            state.source = [partition, offset]
         self._cache[event.card_id] = (state, handle)
         if feats is None:
             return None
-        self.txn_wm[partition] = max(event.event_ms, self.txn_wm.get(partition, event.event_ms))
         term = terminal_key(event.terminal_id, event.merchant_id)
         value = {"k": TRANSACTION, "s": txn_source(partition), "t": event.event_ms,
                  "id": event.transaction_id, "term": term, "cf": feats, "rec": record}

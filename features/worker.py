@@ -225,7 +225,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                     continue
                 record = txn.to_record()
                 record["ingest_ms"] = int(message.timestamp * 1000)
-                repartitioned = card.transaction(message.partition, to_event(txn), record, event)
+                repartitioned = card.transaction(message.partition, to_event(txn), record, event,
+                                                message.offset)
                 if repartitioned is not None:  # None: redelivered, sent before the crash
                     out.append(repartitioned)
                 touched.add(message.partition)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from features.backfill import compute_features
 from features.core import FEATURE_NAMES
@@ -123,11 +122,6 @@ def test_online_equals_point_in_time_offline(settings: Settings, tmp_path: Path)
     assert_equal_rows(sample, via_feast, np.array(online.read(sample)))
 
 
-@pytest.mark.xfail(
-    reason="known bug, open in issue 3: after a SIGKILL early in the stream about 1% of the "
-    "vectors differ from an uninterrupted run (95/10,399 in one run); under investigation",
-    strict=False,
-)
 def test_restart_after_sigkill_recovers_every_vector(settings: Settings) -> None:
     s = worker_settings(settings)
     frame = simulate(SimulationConfig(n_customers=600, n_terminals=300, days=7, seed=5))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -73,6 +74,13 @@ def start_worker(settings: Settings) -> WorkerProcess:
     return worker
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process (from /proc; other processes on the box do not
+    inflate it, unlike wall-clock rates)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(settings: Settings, n: int) -> dict[str, Any]:
     customers = max(200, n // 20)
     frame = simulate(SimulationConfig(n_customers=customers, n_terminals=customers // 2,
@@ -106,9 +114,11 @@ def throughput(settings: Settings, n: int) -> dict[str, Any]:
             done_count = len(ids) - len(missing)
             if done_count and first is None:
                 first = (now, done_count)
+                cpu_first = process_cpu_s(worker.pid)
             if missing:
                 time.sleep(0.1)
         done = time.monotonic()
+        cpu_done = process_cpu_s(worker.pid)
     finally:
         worker.stop()
     if first is None:
@@ -116,8 +126,11 @@ def throughput(settings: Settings, n: int) -> dict[str, Any]:
     if missing:
         raise RuntimeError(f"{len(missing)} rows missing after 900 s:\n{worker.log_tail()}")
     rate = (len(frame) - first[1]) / max(done - first[0], 1e-9)
+    cpu_ms = (cpu_done - cpu_first) * 1000.0 / max(len(frame) - first[1], 1)
     return {"transactions": len(frame), "labels_published": len(frame), "events_per_s": rate,
-            "seconds": done - first[0]}
+            "seconds": done - first[0], "worker_cpu_ms_per_transaction": cpu_ms,
+            "one_core_transactions_per_s": 1000.0 / cpu_ms if cpu_ms > 0 else None,
+            "load_average": list(os.getloadavg())}
 
 
 def freshness(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
@@ -229,8 +242,12 @@ def main() -> None:
         ensure_feature_topics(settings)
         OnlineFeatures(settings).apply()
         results["throughput"] = throughput(settings, args.transactions)
-        print(f"throughput: {results['throughput']['events_per_s']:,.0f} transactions/s "
-              f"({results['throughput']['transactions']} transactions + their labels)")
+        tp = results["throughput"]
+        print(f"throughput: {tp['events_per_s']:,.0f} transactions/s "
+              f"({tp['transactions']} transactions + their labels); worker CPU "
+              f"{tp['worker_cpu_ms_per_transaction']:.3f} ms per transaction (+ its label) = "
+              f"{tp['one_core_transactions_per_s']:,.0f} transactions/s per core; "
+              f"load average {tp['load_average'][0]:.1f}")
         results["freshness"] = freshness(settings, args.rate, args.seconds)
         fresh = results["freshness"]
         print(f"freshness at {args.rate:.0f}/s: p50 {fresh['p50_ms']:.1f} ms, "

@@ -128,6 +128,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         # never end. Unacked messages are redelivered, and redelivery is not double-counted.
         stream_wait_empty=False,
         producer_max_request_size=max(1_048_576, settings.max_message_bytes * 4),
+        # Many small messages (repartition items, changelog states): batch them into few
+        # produce requests (the default 16 KiB batch held a handful of card states).
+        producer_linger=settings.feature_linger_ms / 1000.0,
+        producer_max_batch_size=1_048_576,
         consumer_max_fetch_size=max(1_048_576, settings.max_message_bytes * 4),
     )
 
@@ -149,6 +153,14 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     progress: dict[TP, int] = {}  # next offset after the last processed message
     emit_lock = asyncio.Lock()  # keeps each source's repartition messages in order
     last_marks: dict[int, tuple[list[bytes], float]] = {}
+    flushing: list[asyncio.Future[Any] | None] = [None]  # the offline part file being written
+
+    def assigned_card_partitions() -> list[int]:
+        try:
+            assigned = app.consumer.assignment()
+        except Exception:  # noqa: BLE001 - consumer not started yet
+            return []
+        return sorted(tp.partition for tp in assigned if tp.topic == settings.topic_transactions)
 
     def caught_up(tp: TP) -> bool:
         try:
@@ -230,8 +242,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 if repartitioned is not None:  # None: redelivered, sent before the crash
                     out.append(repartitioned)
                 touched.add(message.partition)
-            async with emit_lock:
-                pending = await emit_announced(touched, out)
+            async with emit_lock:  # every partition: others may have become idle meanwhile
+                pending = await emit_announced(touched.union(assigned_card_partitions()), out)
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
             states = card.snapshots()
@@ -299,17 +311,17 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 handle.ack()
             if settings.feature_offline_from_stream:
                 offline.add(rows)
-                if offline.due():
-                    await asyncio.to_thread(offline.flush)
+                if offline.due() and (flushing[0] is None or flushing[0].done()):
+                    # in the background: a part file is not on the scorer's path
+                    task = asyncio.ensure_future(asyncio.to_thread(offline.flush))
+                    task.add_done_callback(_log_failure)
+                    flushing[0] = task
 
     @app.timer(settings.feature_idle_ms / 1000.0)
     async def announce_idle() -> None:
-        try:
-            assigned = app.consumer.assignment()
-        except Exception:  # noqa: BLE001 - consumer not started yet
+        partitions = assigned_card_partitions()
+        if not partitions:
             return
-        partitions = sorted(tp.partition for tp in assigned
-                            if tp.topic == settings.topic_transactions)
         async with emit_lock:
             pending = await emit_announced(partitions, [])
         await asyncio.gather(*pending)
@@ -324,6 +336,11 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             progress.pop(tp, None)
 
     return app
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("offline part file not written: %r", future.exception())
 
 
 class RepartitionPartitioner:

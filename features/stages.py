@@ -15,10 +15,11 @@ messages; :mod:`features.worker` does the Kafka and Feast I/O.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from features.core import (
     LABEL,
@@ -60,7 +61,8 @@ class DictStore(dict[str, Any]):
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    """Compact JSON (orjson: floats as their shortest repr, so values round-trip exactly)."""
+    return orjson.dumps(value)
 
 
 def txn_source(partition: int) -> str:

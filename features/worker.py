@@ -26,7 +26,6 @@ labels are idempotent, so nothing is double-counted.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import weakref
@@ -35,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+import orjson
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import TP
@@ -283,7 +283,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             touched: set[int] = set()
             for event in events:
                 partition = event.message.partition
-                payload = json.loads(event.value or b"[]")
+                payload = orjson.loads(event.value or b"[]")
                 held = 0
                 for value in payload if isinstance(payload, list) else [payload]:
                     held += terminal.receive(partition, value, event)

@@ -31,6 +31,7 @@ from features.vector_windows import (
     day_sums,
     distinct_in_window,
     previous_same,
+    put_columns,
     run_starts,
     sliding_sums,
     start_index,
@@ -191,6 +192,5 @@ def card_features(rows: Rows, applied: np.ndarray, out: np.ndarray) -> CardPass:
         z, ratio, since, *distinct, new_merchant, new_device, new_country,
         (t - t[begin]) / DAY_MS, profile[:, 0], profile[:, 1], profile[:, 2],
     ]
-    for k, column in enumerate(columns):
-        out[sel, k] = column
+    put_columns(out, sel, columns, 0)
     return CardPass(sel, clock, idx - begin)

@@ -26,7 +26,7 @@ import numpy as np
 
 from features.card import CARD_FEATURE_NAMES, HOUR_MS, TXN_MAP_CAP
 from features.vector_card import CardPass, Rows
-from features.vector_windows import GroupClock, Unsupported, sliding_sums
+from features.vector_windows import GroupClock, Unsupported, put_columns, sliding_sums
 from features.windows import DAY_MS
 
 N_CARD = len(CARD_FEATURE_NAMES)
@@ -43,6 +43,7 @@ class Labels:
     tid: np.ndarray  # object array of str (item order compares ids as strings)
     ms: np.ndarray
     fraud: np.ndarray  # bool
+    row: np.ndarray | None = None  # each label's own row, when ids are unique (see resolve)
 
 
 def terminal_order(rows: Rows, applied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +66,18 @@ def terminal_order(rows: Rows, applied: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def resolve(rows: Rows, cards: CardPass, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
-    """``(label indices, row indices)``: the transaction each resolvable label points at."""
+    """``(label indices, row indices)``: the transaction each resolvable label points at.
+
+    With ``labels.row`` (a history's own labels, every id once, so every row applied) the
+    candidate is the label's own row; otherwise the last applied row of (card, id) up to
+    ``label_ms`` is searched for.
+    """
     sel = cards.sel
+    if labels.row is not None:
+        position = np.empty(len(rows.ms), dtype=np.int64)
+        position[sel] = np.arange(len(sel))
+        which = np.flatnonzero(rows.ms[labels.row] <= labels.ms)
+        return _in_card_map(cards, labels, which, position[labels.row[which]])
     width = np.int64(int(max(rows.tid_code.max(initial=0), labels.tid_code.max(initial=0)))
                      + 1)
     pair = rows.card[sel].astype(np.int64) * width + rows.tid_code[sel]
@@ -84,11 +95,17 @@ def resolve(rows: Rows, cards: CardPass, labels: Labels) -> tuple[np.ndarray, np
         crowded = size[cards.clock.dense[by_pair[pairs.begin[repeated]]]] > TXN_MAP_CAP
         if crowded.any():
             raise Unsupported("repeated ids on a card with more than TXN_MAP_CAP rows")
-    # the card's id map holds its newest TXN_MAP_CAP transactions up to label_ms
+    return _in_card_map(cards, labels, which, at)
+
+
+def _in_card_map(cards: CardPass, labels: Labels, which: np.ndarray, at: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the labels whose transaction (``at``: index into ``cards.sel``) the card's id
+    map still holds: its newest TXN_MAP_CAP transactions up to ``label_ms``."""
     card = cards.clock.dense[at]
     folded = cards.clock.first_after(labels.ms[which], card) - cards.clock.begin[card]
     kept = cards.position[at] >= folded - TXN_MAP_CAP
-    return which[kept], sel[at[kept]]
+    return which[kept], cards.sel[at[kept]]
 
 
 def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labels,
@@ -114,8 +131,11 @@ def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labe
     # labels of the same (terminal, id) interact (fraud, then genuine withdraws it)
     key = dense.astype(np.int64) * np.int64(int(labels.tid_code.max(initial=0)) + 1) + (
         labels.tid_code[which])
-    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    single = counts[inverse] == 1
+    if labels.row is not None:  # every id once: one label per (terminal, id)
+        single = np.ones(len(which), dtype=bool)
+    else:
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        single = counts[inverse] == 1
     effect = np.where(single & fraud & counted, 1, 0).astype(np.int64)
     eday = day.copy()
     multi = np.flatnonzero(~single)
@@ -165,6 +185,5 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
         frauds[span] = np.cumsum(diff[:-1])
     columns = [idx - lo1h + 1, n24, n[7], n[30], mean24, frauds[7], frauds[30],
                frauds[7] / n[7], frauds[30] / n[30]]
-    for k, column in enumerate(columns):
-        out[sel, N_CARD + k] = column
+    put_columns(out, sel, columns, N_CARD)
     return sel

@@ -128,9 +128,15 @@ def _features(frame: pd.DataFrame, labels: pd.DataFrame | None) -> np.ndarray:
         raise Unsupported("event times before 1970")
     out = np.empty((n, len(FEATURE_NAMES)), order="F")  # a column per feature
     cards = card_features(rows, applied_rows(rows.card, rows.tid_code), out)
-    applied = terminal_features(
-        rows, cards, Labels(l_card_code, l_tid_code, l_tid, l_ms, l_fraud), out)
+    labeled = Labels(l_card_code, l_tid_code, l_tid, l_ms, l_fraud)
     n_ids = int(rows.tid_code.max()) + 1  # the frame's ids were coded first: 0 .. n_ids - 1
+    if labels is None and found is not None and n_ids == n:
+        # the history's own labels, each id once: a genuine label can only withdraw a
+        # fraud label of its id, so only the fraud ones count, each for its own row
+        own = np.flatnonzero(l_fraud)
+        labeled = Labels(l_card_code[own], l_tid_code[own], l_tid[own], l_ms[own],
+                         l_fraud[own], row=own)
+    applied = terminal_features(rows, cards, labeled, out)
     if n_ids < n:  # repeated ids: every row gets its id's last applied vector
         last = np.full(n_ids, -1, dtype=np.int64)
         np.maximum.at(last, rows.tid_code[applied], applied)

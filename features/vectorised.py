@@ -2,25 +2,28 @@
 
 :func:`compute_features_vectorised` returns what :func:`features.backfill.compute_features`
 returns (which runs :class:`features.core.FeatureCore`, the streaming core, one event at a
-time) for the same frame and labels, about 30x faster; the backtest uses it. It is a
-*second implementation* of the same definitions, so its equality with the core is a
-contract kept by tests, not by construction: ``tests/unit/test_features_vectorised.py``
-compares both on simulated histories and edge cases, row by row and feature by feature.
+time) for the same frame and labels, with about a tenth of the CPU time; the backtest uses
+it. It is a *second implementation* of the same definitions, so its equality with the core
+is a contract kept by tests, not by construction: ``tests/unit/test_features_vectorised.py``
+compares both on simulated and adversarial histories, row by row and feature by feature.
 
-Equality: counts, flags, times, novelty, distinct counts, label-aware fraud counts and the
-slow profile are the same float operations and come out bit-identical; window sums and what
-is derived from them (means, z-score, ratio) are bit-identical while nothing has left the
-window since it was last empty, and otherwise differ by rounding only (the core subtracts
-expired values one at a time, the twin subtracts a prefix sum): within ``rtol=1e-9`` /
-``atol=1e-9`` (:data:`RTOL`, :data:`ATOL`), observed <= 1e-11 on the tests' histories.
+Equality: the twin performs the core's own float operations in the core's order wherever
+the result depends on it, so the values come out bit-identical: the running window totals
+are replayed operation by operation (add the new value, subtract each expired value or day
+bucket, restart at 0.0 when the window empties; :mod:`features.vector_windows`), the slow
+profile runs the core's recursion, and ``log1p`` / ``pow`` come from :mod:`math` (numpy's
+SIMD versions can differ by an ulp). The documented tolerance is nevertheless
+``rtol = atol = 1e-9`` (:data:`RTOL`, :data:`ATOL`): what the tests require, leaving room
+for a platform whose libraries round differently; the largest difference observed so far
+is 0.0 (``test_features_frozen`` pins bit-identity on its history).
 
-How (see :mod:`features.vector_windows`): rows are sorted by card (and, separately, by
-terminal in :func:`~features.terminal.item_order`); window bounds are ``searchsorted`` on
-(entity, time) keys, sums restart where a window empties, time since previous and novelty
-come from group-wise previous rows, label events are resolved and turned into +1 / -1
-ranges of a terminal's rows. Inputs it does not reproduce exactly fall back to the core
-(same result, core speed): rows not in event-time order, event times before 1970, repeated
-ids on a card with more than TXN_MAP_CAP rows.
+How: rows are sorted by card (and, separately, by terminal in
+:func:`~features.terminal.item_order`); window bounds are ``searchsorted`` on (entity, time)
+keys; time since previous, novelty and distinct counts come from group-wise previous rows;
+labels are resolved to terminals as :meth:`~features.core.FeatureCore.run` resolves them and
+become +1 / -1 ranges of a terminal's rows (:mod:`features.vector_terminal`). Inputs it does
+not reproduce fall back to the core (same result, core speed): rows not in event-time
+order, event times before 1970, a repeated id on a card with more than ``TXN_MAP_CAP`` rows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The feature core's outputs, frozen: optimisations must not change a single bit.
 
+The vectorised twin the backtest uses (:mod:`features.vectorised`) must produce the same
+digests on the same history: bit-identical to the core there, not just within tolerance.
+
 Digests (SHA-256 of the float64 column bytes, and of the final card and terminal states'
 JSON) were taken from the straightforward core before it was optimised. A failure here
 means a feature value or the persisted state format changed: if that is intended (a new
@@ -20,6 +23,7 @@ import pandas as pd
 
 from features.backfill import events_from_frame, labels_from_frame
 from features.core import DAY_MS, FEATURE_NAMES, CardState, Event, FeatureCore, card_update
+from features.vectorised import compute_features_vectorised
 from replay.simulator import SimulationConfig, simulate
 
 FROZEN: dict[str, str] = {
@@ -108,14 +112,22 @@ FROZEN: dict[str, str] = {
 }
 
 
+def _frame() -> pd.DataFrame:
+    return simulate(SimulationConfig(n_customers=150, n_terminals=60, days=40, seed=23))
+
+
+def _digests(matrix: np.ndarray) -> dict[str, str]:
+    return {name: hashlib.sha256(np.ascontiguousarray(matrix[:, i]).tobytes()).hexdigest()
+            for i, name in enumerate(FEATURE_NAMES)}
+
+
 def _run() -> tuple[dict[str, str], str]:
-    frame = simulate(SimulationConfig(n_customers=150, n_terminals=60, days=40, seed=23))
+    frame = _frame()
     core = FeatureCore()
     vectors = core.run(events_from_frame(frame), labels_from_frame(frame))
     matrix = np.array([vectors[t] for t in frame["transaction_id"].astype(str)],
                       dtype=np.float64)
-    digests = {name: hashlib.sha256(np.ascontiguousarray(matrix[:, i]).tobytes()).hexdigest()
-               for i, name in enumerate(FEATURE_NAMES)}
+    digests = _digests(matrix)
     states = json.dumps(
         [[k, core.cards[k].to_dict()] for k in sorted(core.cards)]
         + [[k, core.terminals[k].to_dict()] for k in sorted(core.terminals)])
@@ -128,6 +140,14 @@ def test_core_outputs_are_bit_identical_to_the_frozen_ones() -> None:
     changed = [name for name in FEATURE_NAMES if digests[name] != FROZEN[name]]
     assert not changed, f"feature values changed: {changed}"
     assert states == FROZEN["_states"], "final card/terminal states (or their format) changed"
+
+
+def test_vectorised_twin_is_bit_identical_to_the_frozen_core_outputs() -> None:
+    """The backtest's numpy twin (:mod:`features.vectorised`) reproduces the same bits."""
+    matrix = compute_features_vectorised(_frame()).to_numpy(np.float64)
+    digests = _digests(matrix)
+    changed = [name for name in FEATURE_NAMES if digests[name] != FROZEN[name]]
+    assert not changed, f"vectorised feature values differ from the core's: {changed}"
 
 
 def test_txn_map_pruned_from_the_front_equals_a_full_scan() -> None:

@@ -1,7 +1,9 @@
 """Train-and-register from a historical file: backfill features, train, log, alias.
 
-The features come from :func:`features.backfill.compute_features`, the same core the stream
-worker runs, and the model's signature is the FeatureService's ordered feature list.
+The features come from :func:`features.vectorised.compute_features_vectorised`, the numpy
+twin of the core the stream worker runs (equal value for value:
+``tests/unit/test_features_vectorised.py``; about 10x faster), and the model's signature is
+the FeatureService's ordered feature list.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.backfill import compute_features
 from features.core import FEATURE_NAMES
 from features.definitions import FEATURE_SERVICE_NAME
+from features.vectorised import compute_features_vectorised
 from infra.errors import InvalidInput
 from infra.settings import Settings
 from models.train import REQUIRED, TrainConfig, TrainResult, train_model
@@ -36,7 +38,7 @@ def training_frame(history: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InvalidInput(f"history lacks columns {missing}")
     history = history.sort_values("event_time", kind="stable").reset_index(drop=True)
-    features = compute_features(history)
+    features = compute_features_vectorised(history)
     # "amount" is both a label-side column and a feature: the feature copy is identical.
     labels = history.drop(columns=[c for c in FEATURE_NAMES if c in history.columns])
     return pd.concat([labels, features], axis=1)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -276,3 +277,17 @@ def test_a_transaction_the_stream_already_folded_in_is_409(settings: Settings) -
         assert answer.status_code == 409 and "already processed" in answer.json()["detail"]
         states.cards.clear()  # the card is new, the terminal is ahead: peeked, not refused
         assert c.post("/v1/score", json=TXN, headers=AUTH).status_code == 200
+
+
+def test_the_server_freezes_start_up_objects_once_the_model_is_loaded(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    deps = make_deps(settings)
+    monkeypatch.setattr("scoring.api.gc", SimpleNamespace(
+        collect=lambda: calls.append(f"collect, model loaded: {deps.model is not None}"),
+        freeze=lambda: calls.append("freeze")))
+    with TestClient(create_app(settings, deps)):
+        assert calls == []  # tests (and any embedding) keep the default collector
+    with TestClient(create_app(settings, deps, freeze_gc=True)):
+        assert calls == ["collect, model loaded: True", "freeze"]
+

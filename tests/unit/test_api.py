@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from features.core import (
@@ -291,3 +293,17 @@ def test_the_server_freezes_start_up_objects_once_the_model_is_loaded(
     with TestClient(create_app(settings, deps, freeze_gc=True)):
         assert calls == ["collect, model loaded: True", "freeze"]
 
+
+def test_the_score_route_never_hops_to_the_thread_pool(client: TestClient) -> None:
+    """Sync dependencies run in anyio's thread pool: 0.35 ms CPU per request, GIL waits."""
+    route = next(r for r in client.app.routes  # type: ignore[attr-defined]
+                 if isinstance(r, APIRoute) and r.path == "/v1/score")
+
+    def calls(dependant: Any) -> Iterator[Any]:
+        yield dependant.call
+        for sub in dependant.dependencies:
+            yield from calls(sub)
+
+    for call in calls(route.dependant):
+        target = call if inspect.isfunction(call) else type(call).__call__
+        assert inspect.iscoroutinefunction(target), f"{call} would run in the thread pool"

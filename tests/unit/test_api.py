@@ -15,6 +15,7 @@ import pytest
 import xgboost as xgb
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from features.core import (
     FEATURE_NAMES,
@@ -111,7 +112,7 @@ def make_deps(settings: Settings, model: LoadedModel | None = None, **kw: Any) -
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path, api_key=KEY, online_reload_seconds=60)
+    return Settings(state_dir=tmp_path, api_key=SecretStr(KEY), online_reload_seconds=60)
 
 
 @pytest.fixture

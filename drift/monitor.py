@@ -94,7 +94,8 @@ class DriftMonitor:
         self._load_reference = reference
         self._reference_version = reference_version
         self.metrics = metrics or default_metrics()
-        self.sustained = sustained or SustainedDrift()
+        self.sustained = sustained or SustainedDrift(
+            settings.drift_sustained_windows, settings.drift_sustained_lookback)
         self.report_dir = report_dir or settings.state_dir / "drift"
         self.reference: Reference | None = None
         self.windower = self._windower()

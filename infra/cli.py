@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from infra.errors import FraudstreamError
-from infra.settings import Settings
+from infra.settings import Settings, settings_errors
 
 if TYPE_CHECKING:
     from replay.mapping import ColumnMapping
@@ -321,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings()
+    except ValidationError as exc:
+        print(f"fraudstream: error: invalid settings (FRAUDSTREAM_* variables):\n"
+              f"{settings_errors(exc)}", file=sys.stderr)
+        return 2
+    try:
         return int(args.handler(args, settings))
     except FraudstreamError as exc:
         print(f"fraudstream: error: {exc}", file=sys.stderr)

@@ -222,12 +222,7 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from infra.demo import run_demo
 
-    return run_demo(
-        settings,
-        keep_services=args.keep_services,
-        live_days=args.live_days,
-        stream_seconds=args.stream_seconds,
-    )
+    return run_demo(settings, keep_services=args.keep_services)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,10 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
     add("api", _api, "serve the REST API (FRAUDSTREAM_API_HOST/PORT/KEY)")
     add("learner", _learner, "run the River online learner (scores + labels -> snapshots)")
-    p = add("demo", _demo, "end to end on simulated data, in a few minutes")
-    p.add_argument("--keep-services", action="store_true")
-    p.add_argument("--live-days", type=int, default=2, help="days streamed live")
-    p.add_argument("--stream-seconds", type=float, default=60.0, help="wall time to stream them")
+    p = add("demo", _demo, "end to end on simulated data with the closed loop (drift, labels, "
+            "retrain, promotion), in a few minutes")
+    p.add_argument("--keep-services", action="store_true",
+                   help="leave Kafka and Redis running afterwards")
     return parser
 
 

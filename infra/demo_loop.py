@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prometheus_client import CollectorRegistry
 
 from drift.detect import WindowReport
+from drift.metrics import DriftMetrics
 from drift.monitor import DriftMonitor
 from features.core import FEATURE_NAMES
 from infra.demo_stream import publish_labels, publish_transactions
@@ -73,7 +75,8 @@ class LiveDemo:
         self.day = ((times - start) // DAY).to_numpy()
         self.index = pd.Series(np.arange(len(frame)), index=frame["transaction_id"].to_numpy())
         self.vectors = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
-        self.monitor = DriftMonitor(settings)
+        # its gauges are not served here: a registry of its own, not the process's
+        self.monitor = DriftMonitor(settings, metrics=DriftMetrics(CollectorRegistry()))
         self.scored = Scored()
 
     def label(self, day: int) -> str:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from drift.metrics import DriftMetrics
 from drift.monitor import DriftMonitor
 from drift.reference import Reference
 from drift.triggers import TriggerConfig
@@ -58,7 +60,8 @@ def test_environment_variables_reach_every_config(monkeypatch: pytest.MonkeyPatc
         "roc_auc", 0.05, "amount_recall_at_budget", 0.0, 20)
     retrainer = Retrainer(settings)  # no I/O until used
     assert retrainer.config == config and retrainer.policy == promotion_policy_from(settings)
-    monitor = DriftMonitor(settings, lambda: Reference({}, "1"))
+    monitor = DriftMonitor(settings, lambda: Reference({}, "1"),
+                           metrics=DriftMetrics(CollectorRegistry()))
     assert (monitor.sustained.n, monitor.sustained.m) == (2, 3)
 
 

@@ -46,7 +46,9 @@ def test_demo_loop_detects_retrains_promotes_and_the_scorer_follows(
     start = pd.Timestamp(WORLD.simulation().start, tz="UTC")
     wave = start + WORLD.shift_day * DAY
     scored = result.scored
-    assert len(scored.score) > 5000 and scored.vector_differs < 0.01 * len(scored.score)
+    # label timing leaves ~0.1-1 % (docs/retraining.md, known limits); publishing labels
+    # before their transactions, or four partitions, made it 25-30 %
+    assert len(scored.score) > 5000 and scored.vector_differs < 0.05 * len(scored.score)
     assert any(day >= WORLD.shift_day for day, _ in result.drift_days), result.drift_days
     taken = [(day, version) for day, version, fit_end in result.promotions if fit_end > wave]
     assert taken, f"no champion trained on the wave took over: {result.promotions}"

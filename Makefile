@@ -9,7 +9,7 @@ help: ## list the targets
 setup: ## install everything needed (system packages, virtualenv, Kafka jars); idempotent
 	@bash infra/setup.sh
 
-demo: setup ## run the end-to-end demo on simulated data (a few minutes)
+demo: setup ## end-to-end demo on simulated data, closed loop included (a few minutes)
 	$(VENV)/bin/fraudstream demo
 
 test: setup ## run unit and integration tests (starts and stops its own Kafka and Redis)

@@ -4,7 +4,12 @@ A thin adapter around the pure core (:mod:`drift.windows`, :mod:`drift.detect`).
 window it publishes one record per column to the ``drift`` topic (:mod:`drift.records`),
 sets the Prometheus gauges (:mod:`drift.metrics`), writes a Markdown report into
 ``state_dir/drift/`` (:mod:`drift.report`) and updates the sustained-drift tracker that
-retrain triggers read (``monitor.sustained``).
+retrain triggers read (``monitor.status``: ``drift_sustained_windows`` of the last
+``drift_sustained_lookback`` windows at ``alert``).
+
+:meth:`DriftMonitor.run` loops on :meth:`~DriftMonitor.poll`. A caller that knows event time
+has passed a window's end (a replay stepping day by day, where no later record arrives to
+move the watermark) drives the monitor with ``poll`` and :meth:`~DriftMonitor.advance`.
 
 Offsets: after a window is published, each partition's offset is committed up to its oldest
 record still in an open window, so a restart re-reads what it has not yet judged (a window
@@ -34,7 +39,7 @@ from drift.metrics import DriftMetrics, default_metrics
 from drift.records import Observation, drift_records, observation
 from drift.reference import Reference
 from drift.report import write_report
-from drift.sustained import SustainedDrift
+from drift.sustained import SustainedDrift, SustainedStatus
 from drift.windows import CountWindower, EventTimeWindower, Window
 from infra.errors import InvalidInput
 from infra.metrics_http import serve_metrics
@@ -94,7 +99,9 @@ class DriftMonitor:
         self._load_reference = reference
         self._reference_version = reference_version
         self.metrics = metrics or default_metrics()
-        self.sustained = sustained or SustainedDrift()
+        self.sustained = sustained or SustainedDrift(
+            settings.drift_sustained_windows, settings.drift_sustained_lookback)
+        self.status: SustainedStatus | None = None  # sustained columns after the last window
         self.report_dir = report_dir or settings.state_dir / "drift"
         self.reference: Reference | None = None
         self.windower = self._windower()
@@ -138,12 +145,29 @@ class DriftMonitor:
             self.start()
         try:
             while not stop.is_set():
-                consumer = self._consumer
-                if consumer is None:
-                    raise RuntimeError("drift monitor closed while running")
-                self.process(consumer.consume(batch, 0.2))
+                self.poll(0.2, batch)
         finally:
             self.close()
+
+    def poll(self, timeout: float = 0.2, batch: int = 500) -> list[Message]:
+        """Read and window one batch (what :meth:`run` repeats); returns what was read, so a
+        caller that drives the monitor itself (the demo) sees the same records."""
+        if self._consumer is None:
+            raise RuntimeError("drift monitor not started (or closed): call start() first")
+        messages: list[Message] = self._consumer.consume(batch, timeout)
+        self.process(messages)
+        return messages
+
+    def advance(self, watermark_ms: int) -> list[WindowReport]:
+        """Event time has reached ``watermark_ms`` and every earlier record has been read
+        (a replay at a day boundary): judge, publish and commit the windows ending by then.
+        Count windows close by size only: nothing to do for them."""
+        if not isinstance(self.windower, EventTimeWindower):
+            return []
+        reports = [self.judge(w) for w in self.windower.advance(watermark_ms)]
+        if reports:
+            self._commit()
+        return reports
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if isinstance(self.windower, EventTimeWindower):
@@ -211,7 +235,7 @@ class DriftMonitor:
             for key, value in drift_records(report, self.thresholds, kind):
                 self._producer.produce(self.settings.topic_drift, key=key, value=dumps(value))
             self._producer.flush(30)
-        status = self.sustained.update(report)
+        status = self.status = self.sustained.update(report)
         m = self.metrics
         for c in report.columns:
             m.psi.labels(c.column).set(c.psi)

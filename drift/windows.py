@@ -14,8 +14,11 @@ open, so an adapter can commit offsets only up to the oldest of them.
   read ahead of another does not close windows the other still feeds. Partitions announced
   by :meth:`~EventTimeWindower.expect` hold the watermark until they deliver a record; a
   partition marked :meth:`~EventTimeWindower.idle` (read to its end) stops holding it until
-  its next record. A record whose window has closed (or would close at once) is *late*: it
-  is dropped and counted in ``late``, never reopens a window. Empty windows are not emitted.
+  its next record. :meth:`~EventTimeWindower.advance` moves the watermark from outside (a
+  replay that knows event time has reached midnight, an upstream heartbeat) when no later
+  record is coming to push it. A record whose window has closed (or would close at once)
+  is *late*: it is dropped and counted in ``late``, never reopens a window. Empty windows
+  are not emitted.
 """
 
 from __future__ import annotations
@@ -91,10 +94,15 @@ class EventTimeWindower(Generic[T]):
         self.open: dict[int, list[T]] = {}
         self.max_seen_ms: dict[int, int | None] = {}  # per partition (key 0 if unpartitioned)
         self.idle_partitions: set[int] = set()
+        self.advanced_ms: int | None = None  # watermark set by advance()
         self.late = 0
 
     @property
     def watermark_ms(self) -> int | None:
+        return max((w for w in (self._seen_watermark(), self.advanced_ms) if w is not None),
+                   default=None)
+
+    def _seen_watermark(self) -> int | None:
         active = [v for p, v in self.max_seen_ms.items() if p not in self.idle_partitions]
         if any(v is None for v in active):
             return None  # an expected partition has not delivered yet
@@ -103,6 +111,17 @@ class EventTimeWindower(Generic[T]):
             return None
         low = min(seen) if active else max(seen)  # all idle: everything has been read
         return low - self.lateness_ms
+
+    def advance(self, watermark_ms: int) -> list[Window[T]]:
+        """Event time has reached ``watermark_ms``: close the windows ending by then.
+
+        The caller vouches that every record before ``watermark_ms`` has been added (no
+        lateness is subtracted); a record for a window closed here is late.
+        """
+        if self.advanced_ms is None or watermark_ms > self.advanced_ms:
+            self.advanced_ms = watermark_ms
+        watermark = self.watermark_ms
+        return [] if watermark is None else self._close_until(watermark)
 
     def expect(self, partitions: list[int]) -> None:
         """Partitions that must deliver before the watermark may advance (new assignment)."""

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from infra.errors import FraudstreamError
-from infra.settings import Settings
+from pydantic import ValidationError
+
+from infra.errors import ConfigurationError, FraudstreamError
+from infra.settings import Settings, settings_errors
 
 if TYPE_CHECKING:
     from replay.mapping import ColumnMapping
@@ -127,30 +129,45 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import train_and_register
-
+def _history_file(args: argparse.Namespace, settings: Settings) -> Path:
+    """``--history`` as a fraudstream Parquet history (mapped files are rewritten first)."""
     history = Path(args.history)
+    if not history.is_file():
+        raise ConfigurationError(f"history file {history} does not exist (or is not a file)")
     if args.mapping or args.map or args.sort or history.suffix != ".parquet":
         from replay.commands import normalized_history
 
         history = normalized_history(settings, history, _mapping(args))
-    version = train_and_register(settings, history, alias=args.alias)
+    return history
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from models.pipeline import train_and_register
+
+    version = train_and_register(settings, _history_file(args, settings), alias=args.alias)
     print(f"registered {settings.model_name} version {version} (alias {args.alias})")
     return 0
 
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from models.retrain import utc
     from models.retrain_job import run_job
 
-    if args.history is None:
-        raise FraudstreamError("retrain needs --history FILE (a labeled history, Parquet)")
-    result = run_job(settings, Path(args.history), force=args.force, now=args.now)
+    now = None
+    if args.now is not None:
+        try:
+            now = utc(args.now)
+        except ValueError:
+            raise ConfigurationError(f"--now {args.now!r} is not a date or time "
+                                     "(e.g. 2025-02-10 or 2025-02-10T12:00Z)") from None
+    result = run_job(settings, _history_file(args, settings), force=args.force, now=now)
     if result.decision is not None:
         print(f"{result.now.isoformat()}: triggers {list(result.decision.reasons)} "
               f"fire={result.decision.fire} {result.decision.suppressed or ''}".rstrip())
     if result.outcome is not None:
         print(f"challenger v{result.outcome.challenger_version}: {result.outcome.decision.reason}")
+    elif result.decision is not None and not result.decision.fire:
+        print("no retrain due")
     return 0
 
 
@@ -205,12 +222,7 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from infra.demo import run_demo
 
-    return run_demo(
-        settings,
-        keep_services=args.keep_services,
-        live_days=args.live_days,
-        stream_seconds=args.stream_seconds,
-    )
+    return run_demo(settings, keep_services=args.keep_services)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,9 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", default="champion")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
-    p.add_argument("--history", help="labeled history (Parquet) to judge and train on")
+    p.add_argument("--history", required=True,
+                   help="labeled history to judge and train on: Parquet, or any mapped file")
     p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
     p.add_argument("--now", help="event time of the check (UTC), default: after the data")
+    _mapping_options(p)
     features = sub.add_parser("features", help="feature worker").add_subparsers(
         dest="features_command", required=True
     )
@@ -305,10 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
     add("api", _api, "serve the REST API (FRAUDSTREAM_API_HOST/PORT/KEY)")
     add("learner", _learner, "run the River online learner (scores + labels -> snapshots)")
-    p = add("demo", _demo, "end to end on simulated data, in a few minutes")
-    p.add_argument("--keep-services", action="store_true")
-    p.add_argument("--live-days", type=int, default=2, help="days streamed live")
-    p.add_argument("--stream-seconds", type=float, default=60.0, help="wall time to stream them")
+    p = add("demo", _demo, "end to end on simulated data with the closed loop (drift, labels, "
+            "retrain, promotion), in a few minutes")
+    p.add_argument("--keep-services", action="store_true",
+                   help="leave Kafka and Redis running afterwards")
     return parser
 
 
@@ -321,6 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings()
+    except ValidationError as exc:
+        print(f"fraudstream: error: invalid settings (FRAUDSTREAM_* variables):\n"
+              f"{settings_errors(exc)}", file=sys.stderr)
+        return 2
+    try:
         return int(args.handler(args, settings))
     except FraudstreamError as exc:
         print(f"fraudstream: error: {exc}", file=sys.stderr)

@@ -11,8 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Metrics of models.metrics.fraud_metrics a promotion may compare (higher is better).
+Metric = Literal[
+    "average_precision", "roc_auc", "recall_at_budget", "amount_recall_at_budget",
+    "card_precision_at_k",
+]
 
 
 class Settings(BaseSettings):
@@ -109,6 +115,46 @@ class Settings(BaseSettings):
     drift_skip_columns: tuple[str, ...] = ("is_weekend", "is_night")
     drift_reference_alias: str = "champion"
     drift_metrics_port: int = Field(default=18082, ge=0, le=65535, description="0 = off")
+    drift_sustained_windows: int = Field(
+        default=3, ge=1, description="a column at alert in this many of the last "
+        "drift_sustained_lookback judged windows is in sustained drift (a retrain trigger)"
+    )
+    drift_sustained_lookback: int = Field(default=5, ge=1)
+
+    # -- retraining and promotion (see docs/retraining.md) -------------------------------
+    retrain_train_days: float = Field(default=28.0, gt=0.0, description="challenger's train")
+    retrain_eval_days: float = Field(default=7.0, gt=0.0, description="evaluation window")
+    retrain_maturity_days: float = Field(
+        default=7.0, ge=0.0, description="latest days left out: their labels are still coming"
+    )
+    retrain_valid_days: float = Field(
+        default=7.0, gt=0.0, description="tail of the train window kept for early stopping"
+    )
+    retrain_budget: float = Field(
+        default=0.01, gt=0.0, lt=1.0, description="alert budget (share of transactions)"
+    )
+    retrain_k: int = Field(default=100, ge=1, description="cards reviewed per day (CP@k)")
+    retrain_min_interval_days: float = Field(
+        default=7.0, ge=0.0, description="rate limit: days since the last retrain or firing"
+    )
+    retrain_decay_recall_drop: float = Field(default=0.15, gt=0.0, lt=1.0)
+    retrain_decay_ap_drop: float = Field(default=0.25, gt=0.0, lt=1.0)
+    retrain_decay_confirmations: int = Field(default=2, ge=1)
+    retrain_min_matured_frauds: int = Field(default=30, ge=1)
+    retrain_volume_frauds: int = Field(
+        default=500, ge=0, description="new fraud labels that trigger a retrain; 0 = off"
+    )
+    retrain_schedule_days: float = Field(
+        default=30.0, ge=0.0, description="days after which a retrain is due; 0 = off"
+    )
+    retrain_drift_min_columns: int = Field(default=1, ge=1)
+    promotion_primary_metric: Metric = "average_precision"
+    promotion_min_improvement: float = Field(default=0.01, ge=0.0, le=1.0)
+    promotion_guardrail_metric: Metric = "recall_at_budget"
+    promotion_recall_tolerance: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="how far the guardrail metric may fall"
+    )
+    promotion_min_frauds: int = Field(default=30, ge=1)
 
     # -- decision policy ----------------------------------------------------------------
     review_threshold: float | None = Field(
@@ -147,6 +193,20 @@ class Settings(BaseSettings):
     xgb_nthread: int = Field(default=1, ge=1)
     seed: int = 7
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = []
+        if self.drift_psi_warn > self.drift_psi_alert:
+            problems.append("drift_psi_warn must not exceed drift_psi_alert")
+        if self.drift_sustained_windows > self.drift_sustained_lookback:
+            problems.append("drift_sustained_windows must not exceed drift_sustained_lookback")
+        if self.retrain_valid_days >= self.retrain_train_days:
+            problems.append("retrain_valid_days must be shorter than retrain_train_days "
+                            "(it is the train window's tail)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     # -- derived ------------------------------------------------------------------------
     @property
     def bootstrap_servers(self) -> str:
@@ -181,3 +241,13 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """A dump safe to log: secrets show as ``**********``."""
         return {k: (str(v) if isinstance(v, SecretStr | Path) else v) for k, v in self}
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """One line per invalid setting, named by its environment variable."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"FRAUDSTREAM_{field.upper()}" if field else "settings"
+        lines.append(f"  {name}: {error['msg']}")
+    return "\n".join(lines)

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from drift.triggers import Observation, Performance, TriggerDecision, TriggerState
+from drift.triggers import (
+    Observation,
+    Performance,
+    TriggerConfig,
+    TriggerDecision,
+    TriggerState,
+)
 from infra.settings import Settings
 from models import audit
 from models.metrics import fraud_metrics
@@ -61,6 +67,14 @@ class RetrainConfig:
     k: int = 100
     booster: TrainConfig = field(default_factory=TrainConfig)  # windows here are ignored
 
+    def __post_init__(self) -> None:
+        if min(self.train_days, self.eval_days, self.valid_days) <= 0 or self.maturity_days < 0:
+            raise ValueError("need train_days, eval_days, valid_days > 0 and maturity_days >= 0")
+        if self.valid_days >= self.train_days:
+            raise ValueError("valid_days is the train window's tail: need valid < train_days")
+        if not 0 < self.budget < 1 or self.k < 1:
+            raise ValueError("need 0 < budget < 1 and k >= 1")
+
     def windows(self, now: pd.Timestamp) -> dict[str, pd.Timestamp]:
         eval_end = now - pd.Timedelta(days=self.maturity_days)
         eval_start = eval_end - pd.Timedelta(days=self.eval_days)
@@ -73,6 +87,36 @@ class RetrainConfig:
             test_days=self.eval_days, delay_days=0.0, train_days=self.train_days,
             valid_days=self.valid_days, labels_known_at="test_start",
             unknown_labels="genuine", budget=self.budget, k=self.k)
+
+
+def retrain_config_from(settings: Settings) -> RetrainConfig:
+    """Windows and budget from ``FRAUDSTREAM_RETRAIN_*`` (booster settings: the defaults)."""
+    s = settings
+    return RetrainConfig(train_days=s.retrain_train_days, eval_days=s.retrain_eval_days,
+                         maturity_days=s.retrain_maturity_days, valid_days=s.retrain_valid_days,
+                         budget=s.retrain_budget, k=s.retrain_k)
+
+
+def trigger_config_from(settings: Settings) -> TriggerConfig:
+    """Trigger thresholds from ``FRAUDSTREAM_RETRAIN_*`` (0 turns volume or schedule off)."""
+    s = settings
+    return TriggerConfig(
+        min_interval_days=s.retrain_min_interval_days,
+        decay_recall_drop=s.retrain_decay_recall_drop, decay_ap_drop=s.retrain_decay_ap_drop,
+        decay_confirmations=s.retrain_decay_confirmations,
+        min_matured_frauds=s.retrain_min_matured_frauds,
+        volume_frauds=s.retrain_volume_frauds or None,
+        schedule_days=s.retrain_schedule_days or None,
+        drift_min_columns=s.retrain_drift_min_columns)
+
+
+def promotion_policy_from(settings: Settings) -> PromotionPolicy:
+    """Guardrails from ``FRAUDSTREAM_PROMOTION_*``."""
+    s = settings
+    return PromotionPolicy(
+        primary_metric=s.promotion_primary_metric, min_improvement=s.promotion_min_improvement,
+        guardrail_metric=s.promotion_guardrail_metric,
+        recall_tolerance=s.promotion_recall_tolerance, min_frauds=s.promotion_min_frauds)
 
 
 def utc(value: Any) -> pd.Timestamp:
@@ -191,8 +235,8 @@ class Retrainer:
 
         self.settings = settings
         self.registry = registry or ModelRegistry(settings)
-        self.config = config or RetrainConfig()
-        self.policy = policy or PromotionPolicy()
+        self.config = config or retrain_config_from(settings)
+        self.policy = policy or promotion_policy_from(settings)
         self.feature_names = tuple(feature_names or FEATURE_NAMES)
         self.feature_service = FEATURE_SERVICE_NAME
         self.actor = actor

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from infra.errors import InvalidInput
+from infra.errors import ConfigurationError, InvalidInput
 from streams.schema import SCHEMA_VERSION, Transaction
 
 TRANSACTION_COLUMNS: tuple[str, ...] = tuple(Transaction.model_fields)
@@ -68,7 +68,13 @@ def read_history(path: str | Path, *, rename: Mapping[str, str] | None = None,
     Event times must be timezone-aware; the frame is returned sorted by event time, with
     timestamps as ``datetime64[ns, UTC]`` and ``mcc`` as a 4-digit string.
     """
-    df = pd.read_parquet(path)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"history file {path} does not exist")
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise InvalidInput(f"history file {path} is not a readable Parquet file: {exc}") from None
     if rename:
         df = df.rename(columns=dict(rename))
     needed: tuple[str, ...] = ("transaction_id", "event_time", "card_id", "merchant_id",

@@ -31,12 +31,18 @@ def score_record(
     latency_ms: int,
     parts: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``scores`` record: the decision, the model versions and the features it used."""
+    """The ``scores`` record: the decision, the model versions and the features it used.
+
+    ``score`` is the model's output unrounded: the drift monitor bins it against the
+    model's reference profile, whose bin edges are exact model outputs (a boosted model
+    gives many transactions the very same score), and a rounded score lands on the wrong
+    side of such an edge (see ``tests/unit/test_drift_score_precision.py``).
+    """
     out: dict[str, Any] = {
         "transaction_id": record["transaction_id"],
         "event_time": record["event_time"],
         "card_id": record["card_id"],
-        "score": round(score, 6),
+        "score": float(score),
         "decision": decision,
         "model_version": versions,
         "features": dict(zip(feature_names, vector, strict=True)),

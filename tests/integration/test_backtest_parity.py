@@ -6,9 +6,10 @@
 2. The whole stream on real Kafka, Redis and Feast: publish with ``publish_history``, let the
    feature worker and scorer run, read topic ``scores``.
 
-In both, every transaction's score must equal the backtest's within 1e-6 (the scorer rounds
-to 6 decimals) and its decision must be the backtest's. The stream sees no label events, so
-the backtest is given the same transactions with no label known during the window.
+In both, every transaction's score must equal the backtest's within 1e-6 (the backtest may
+compute in another precision) and its decision must be the backtest's. The stream sees no
+label events, so the backtest is given the same transactions with no label known during
+the window.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ and account takeovers run from day 0; **card testing starts on day SHIFT_DAY** a
 champion is trained before it. The stream is then processed in event-time order in daily
 steps, offline: each day is scored by the current champion loaded from the registry (as
 the scorer loads it), the drift window of the day is judged against the champion's
-reference profile, the champion's matured-window metrics feed the triggers, and a firing
-trigger runs the :class:`models.retrain.Retrainer` (train, evaluate, register, promote).
+reference profile, and :class:`models.retrain_loop.RetrainLoop` (the step the demo runs
+live) observes the champion's matured-window metrics, judges the triggers and, when one
+fires, retrains, evaluates, registers and maybe promotes.
 Features are computed once by the feature core over the whole stream, as the stream worker
 would, labels applied at their label time.
 
@@ -27,21 +28,15 @@ import pytest
 from drift.detect import CALENDAR_FEATURES, DriftThresholds, evaluate_window
 from drift.reference import SCORE, Reference
 from drift.sustained import SustainedDrift
-from drift.triggers import TriggerConfig, TriggerState, retrained, update
+from drift.triggers import TriggerConfig
 from features.core import FEATURE_NAMES
 from infra.settings import Settings
 from models.metrics import recall_at_budget
 from models.pipeline import training_frame
 from models.promotion import PromotionPolicy
 from models.registry import ModelRegistry
-from models.retrain import (
-    RetrainConfig,
-    Retrainer,
-    observe,
-    record_trigger,
-    retrain_log_path,
-    trigger_log_path,
-)
+from models.retrain import RetrainConfig, Retrainer, retrain_log_path, trigger_log_path
+from models.retrain_loop import RetrainLoop
 from models.train import TrainConfig
 from replay.config import ScenarioSpec, SimulationConfig
 from replay.simulator import simulate
@@ -91,39 +86,34 @@ def _run_loop(tmp_path: Path) -> tuple[pd.DataFrame, np.ndarray, Timeline, Setti
     first = start + pd.Timedelta(days=FIRST_CHAMPION_DAY)
     outcome = retrainer.run(frame, first, "initial champion")
     assert outcome.promoted, outcome.decision.reason
-    state = TriggerState(last_retrain_ms=int(first.value // 1_000_000))
-    champion = registry.load("champion")
-    reference = Reference.from_profile(registry.load_reference()[1], champion.version)
+    loop = RetrainLoop(retrainer, TRIGGERS, last_retrain=first)
+    reference = Reference.from_profile(registry.load_reference()[1], loop.champion.version)
     sustained = SustainedDrift(3, 5)
     scores = np.full(len(frame), np.nan)
     for d in range(FIRST_CHAMPION_DAY, DAYS):
         rows = day == d
         todays = frame.loc[rows]
-        scores[rows] = champion.predict(todays)  # what the scorer decided that day
+        scores[rows] = loop.champion.predict(todays)  # what the scorer decided that day
         now = start + pd.Timedelta(days=d + 1)  # end of the day: the step runs at midnight
         values = {n: todays[n].to_numpy() for n in FEATURE_NAMES} | {SCORE: scores[rows]}
         report = evaluate_window(values, reference, THRESHOLDS,
                                  start_ms=int((now - pd.Timedelta(days=1)).value // 10**6),
                                  end_ms=int(now.value // 10**6))
-        status = sustained.update(report)
-        obs, perf = observe(frame, now, champion, state, RETRAIN, status.columns)
-        state, decision = update(state, obs, TRIGGERS)
-        record_trigger(settings, decision)
+        step = loop.step(frame, now, sustained.update(report).columns)
+        decision = step.decision
         if decision.met:
             timeline.detections.append((d + 1, decision.reasons))
             timeline.events.append(f"day {d + 1}: trigger {list(decision.reasons)} fire="
                                    f"{decision.fire} {decision.details} {decision.suppressed}")
-        if not decision.fire:
+        if step.outcome is None:
             continue
-        outcome = retrainer.run(frame, now, ", ".join(decision.details[r]
-                                                      for r in decision.reasons))
-        state = retrained(state, obs.now_ms)
+        outcome = step.outcome
         timeline.retrains.append((d + 1, outcome.challenger_version, outcome.promoted))
         timeline.events.append(f"day {d + 1}: retrain v{outcome.challenger_version}: "
                                f"{outcome.decision.reason}")
         if outcome.promoted:
-            champion = registry.load("champion")
-            reference = Reference.from_profile(registry.load_reference()[1], champion.version)
+            reference = Reference.from_profile(registry.load_reference()[1],
+                                               loop.champion.version)
             sustained.reset()
             if timeline.promotion_day is None and d + 1 > SHIFT_DAY:
                 timeline.promotion_day = d + 1

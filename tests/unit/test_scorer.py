@@ -237,7 +237,7 @@ def test_the_online_model_combines_and_is_reported(booster: xgb.Booster) -> None
     (score,) = [json.loads(v) for t, _, v in producer.produced if t == "scores"]
     (alert,) = [json.loads(v) for t, _, v in producer.produced if t == "alerts"]
     assert score["model_version"] == {"batch": "3", "online": "17"}
-    assert score["score"] == 0.8 and score["scores"]["online"] == 0.9
+    assert score["score"] == pytest.approx(0.8) and score["scores"]["online"] == 0.9
     assert score["scores"]["batch"] < 0.1 and score["decision"] == "review"
     assert alert["reasons"][0]["code"] == "online_model"
     text = metrics.exposition().decode()

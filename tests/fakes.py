@@ -7,10 +7,13 @@ from typing import Any
 
 
 class FakeMessage:
-    """A consumed ``transactions.featurized`` record, as confluent-kafka's Message shows it."""
+    """A consumed record, as confluent-kafka's Message shows it (by default one of
+    ``transactions.featurized``, partition 0)."""
 
-    def __init__(self, value: bytes, offset: int, key: bytes = b"C1") -> None:
+    def __init__(self, value: bytes, offset: int, key: bytes = b"C1", *,
+                 topic: str = "transactions.featurized", partition: int = 0) -> None:
         self._value, self._offset, self._key = value, offset, key
+        self._topic, self._partition = topic, partition
 
     @classmethod
     def of(cls, record: dict[str, Any], offset: int) -> FakeMessage:
@@ -24,10 +27,10 @@ class FakeMessage:
         return self._key
 
     def topic(self) -> str:
-        return "transactions.featurized"
+        return self._topic
 
     def partition(self) -> int:
-        return 0
+        return self._partition
 
     def offset(self) -> int:
         return self._offset

@@ -18,6 +18,7 @@ from drift.reference import SCORE, Reference
 from drift.sustained import SustainedDrift
 from drift.windows import EventTimeWindower
 from infra.settings import Settings
+from tests.fakes import FakeMessage
 
 DAY = 86_400_000
 DAY0 = 20_089 * DAY  # 2025-01-01
@@ -35,29 +36,6 @@ def test_advance_closes_windows_that_end_by_the_watermark() -> None:
     assert [(c.start_ms, c.items) for c in w.advance(20)] == [(10, [12])]
 
 
-class FakeMessage:
-    """The part of ``confluent_kafka.Message`` the monitor reads."""
-
-    def __init__(self, record: dict[str, object], partition: int, offset: int) -> None:
-        self._value = json.dumps(record).encode()
-        self._partition, self._offset = partition, offset
-
-    def error(self) -> None:
-        return None
-
-    def value(self) -> bytes:
-        return self._value
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def topic(self) -> str:
-        return "scores"
-
-
 def _day(rng: np.random.Generator, day: int, n: int, shift: float) -> list[Message]:
     out = []
     for i in range(n):
@@ -67,7 +45,8 @@ def _day(rng: np.random.Generator, day: int, n: int, shift: float) -> list[Messa
                   "model_version": {"batch": "1", "online": None},
                   "features": {"amount": float(rng.lognormal(3.5 + shift, 1.0))},
                   "latency_ms": 1}
-        out.append(FakeMessage(record, i % 2, day * n + i))
+        out.append(FakeMessage(json.dumps(record).encode(), day * n + i, topic="scores",
+                               partition=i % 2))
     return cast(list[Message], out)
 
 

@@ -153,7 +153,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     progress: dict[TP, int] = {}  # next offset after the last processed message
     emit_lock = asyncio.Lock()  # keeps each source's repartition messages in order
     last_marks: dict[int, tuple[list[bytes], float]] = {}
-    flushing: list[asyncio.Future[Any] | None] = [None]  # the offline part file being written
+    flushing: asyncio.Future[Any] | None = None  # the offline part file being written
 
     def assigned_card_partitions() -> list[int]:
         try:
@@ -277,6 +277,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
 
     @app.agent(repartition, name="terminals")
     async def terminals(stream: faust.StreamT) -> None:
+        nonlocal flushing
         async for events in cast(faust.Stream, stream).take_events(
             settings.feature_batch_size, within=settings.feature_batch_ms / 1000.0
         ):
@@ -311,11 +312,10 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 handle.ack()
             if settings.feature_offline_from_stream:
                 offline.add(rows)
-                if offline.due() and (flushing[0] is None or flushing[0].done()):
+                if offline.due() and (flushing is None or flushing.done()):
                     # in the background: a part file is not on the scorer's path
-                    task = asyncio.ensure_future(asyncio.to_thread(offline.flush))
-                    task.add_done_callback(_log_failure)
-                    flushing[0] = task
+                    flushing = asyncio.ensure_future(asyncio.to_thread(offline.flush))
+                    flushing.add_done_callback(_log_failure)
 
     @app.timer(settings.feature_idle_ms / 1000.0)
     async def announce_idle() -> None:

@@ -81,6 +81,25 @@ class Merger:
             out.append(item)
         return out
 
+    def holding(self) -> tuple[int, list[str]] | None:
+        """The time of the oldest buffered item and what it waits for (sources not heard
+        from yet, or not idle with a watermark at or below it); None when empty.
+
+        >>> m = Merger(["a", "b"]); m.add((5, 1, "x"), "x"); m.mark("a", 9, idle=False)
+        True
+        >>> m.holding()
+        (5, ['b?'])
+        >>> m.mark("b", 5, idle=False); m.holding()
+        (5, ['b@5'])
+        """
+        if not self._heap:
+            return None
+        head = self._heap[0][0][0]
+        missing = [f"{s}?" for s in sorted(self.expected - self.watermarks.keys())]
+        behind = [f"{s}@{w}" for s, w in sorted(self.watermarks.items())
+                  if s in self.expected and not self.idle[s] and w <= head]
+        return head, missing + behind
+
     def drain(self) -> list[Any]:
         """Everything buffered, in key order (when partitions are revoked)."""
         out = [item for _, item in sorted(self._heap, key=lambda pair: pair[0])]

@@ -17,10 +17,11 @@ Agents (one process; scale out by running more, Kafka spreads the partitions):
    transactions to ``transactions.featurized`` for the scorer.
 
 Tables have changelogs and, with ``faust_store=rocksdict://``, a local RocksDB copy, so a
-restarted worker recovers. Offsets are committed only for acknowledged messages and items
-waiting in the merge or label queues are held un-acknowledged, so a crash redelivers them;
-redelivered transactions get their first features back (the cores' redelivery caches) and
-labels are idempotent, so nothing is double-counted.
+restarted worker recovers. Offsets are committed only for acknowledged messages; items
+waiting in the merge or label queues are held un-acknowledged, and acknowledgements go out in
+offset order (:mod:`features.acks`: faust would otherwise commit past a held message), so a
+crash redelivers them. A card state keeps the position of the last transaction folded in, so
+redelivered transactions are recognised; labels are idempotent: nothing is double-counted.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import TP
 
+from features.acks import InOrderAcks
 from features.core import Event
 from features.offline import OfflineWriter
 from features.redis_layout import card_state_key, terminal_state_key
@@ -57,6 +59,8 @@ CARD_TABLE = "card-state"
 TERMINAL_TABLE = "terminal-state"
 READY_MARKER = "Worker ready"  # faust logs it once partitions are assigned and recovered
 MARKER_REFRESH_S = 1.0
+WATCHDOG_S = 5.0
+STALL_S = 30.0  # a merge head unmoved this long is logged with what holds it
 BATCH_BYTES = 512 * 1024  # repartition message payload limit (Kafka's default max is 1 MiB)
 
 
@@ -154,6 +158,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     emit_lock = asyncio.Lock()  # keeps each source's repartition messages in order
     last_marks: dict[int, tuple[list[bytes], float]] = {}
     flushing: asyncio.Future[Any] | None = None  # the offline part file being written
+    # labels and repartition messages are held past their batch: acknowledged in order only
+    label_acks, term_acks = InOrderAcks(), InOrderAcks()
 
     def assigned_card_partitions() -> list[int]:
         try:
@@ -214,6 +220,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         futures = await emit(messages, marks)
         for handle in handles:
             handle.ack()
+        label_acks.flush()
         return futures
 
     @app.agent(source, name="features")
@@ -266,14 +273,16 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 except InvalidInput as exc:
                     dead.append((message.key, dead_letter_value(event.value, exc.reason,
                                                                 message)))
+                    label_acks.hold(event)  # done, but acknowledged after the labels before it
                     continue
-                message.incref()  # held until released (acknowledged in ``announce``)
-                card.label(message.partition, label, event)
+                # held until released (in ``announce``)
+                card.label(message.partition, label, label_acks.hold(event, pending=1))
                 touched.add(message.partition)
             async with emit_lock:
                 pending = await emit_announced(touched, [])
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
+            label_acks.flush()
 
     @app.agent(repartition, name="terminals")
     async def terminals(stream: faust.StreamT) -> None:
@@ -285,11 +294,9 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             for event in events:
                 partition = event.message.partition
                 payload = orjson.loads(event.value or b"[]")
-                held = 0
+                hold = term_acks.hold(event)  # until its items buffered in the merge are released
                 for value in payload if isinstance(payload, list) else [payload]:
-                    held += terminal.receive(partition, value, event)
-                if held:  # each item held in the merge buffer until released (and acked)
-                    event.message.incref(held)
+                    hold.pending += terminal.receive(partition, value, hold)
                 touched.add(partition)
             released = [r for p in sorted(touched) for r in terminal.release(p)]
             done = [r for r, _ in released if r is not None]
@@ -310,6 +317,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             await asyncio.gather(*pending)
             for _, handle in released:
                 handle.ack()
+            term_acks.flush()
             if settings.feature_offline_from_stream:
                 offline.add(rows)
                 if offline.due() and (flushing is None or flushing.done()):
@@ -326,13 +334,58 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             pending = await emit_announced(partitions, [])
         await asyncio.gather(*pending)
 
+    stuck: dict[int, tuple[int, float]] = {}  # partition -> (head time, since)
+
+    @app.timer(WATCHDOG_S)
+    async def watchdog() -> None:
+        """Log what a merge buffer waits for when its oldest item has not moved for
+        ``STALL_S``: the sources holding it back, and the card partitions' positions."""
+        now = time.monotonic()
+        report = []
+        for partition, merger in sorted(terminal.mergers.items()):
+            holding = merger.holding()
+            if holding is None:
+                stuck.pop(partition, None)
+                continue
+            head, since = stuck.get(partition, (None, now))
+            if head != holding[0]:
+                since = now
+            stuck[partition] = (holding[0], since)
+            if now - since >= STALL_S:
+                report.append(f"r{partition}: {len(merger)} items from t={holding[0]} held "
+                              f"{now - since:.0f}s by {', '.join(holding[1]) or '-'}")
+        if not report:
+            return
+        consumer = app.consumer
+        positions = []
+        for partition in assigned_card_partitions():
+            for topic, name in ((settings.topic_transactions, "t"), (settings.topic_labels, "l")):
+                tp = TP(topic, partition)
+                try:
+                    high = consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - diagnostics only
+                    high = None
+                positions.append(f"{name}{partition} next={progress.get(tp)} high={high} "
+                                 f"idle={caught_up(tp)}")
+            positions.append(f"l{partition} queued={len(card.pending.get(partition, ()))} "
+                             f"t{partition} wm={card.txn_wm.get(partition)}")
+        log.warning("merge stalled: %s | card partitions: %s | fetch paused=%s buffered=%s "
+                    "flow=%s", "; ".join(report), "; ".join(positions),
+                    sorted(getattr(consumer, "_paused_partitions", ())),
+                    sorted(getattr(consumer, "_buffered_partitions", ())),
+                    getattr(consumer, "flow_active", None))
+        for partition in list(stuck):
+            stuck[partition] = (stuck[partition][0], now)  # next report after STALL_S again
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: Any, revoked: set[TP], **kwargs: Any) -> None:
-        for tp in revoked:
+        for tp in revoked:  # held messages go to the new owner again (never acked here)
             if tp.topic == settings.topic_labels:
-                card.revoke(tp.partition)  # redelivered to the new owner (never acked here)
+                card.revoke(tp.partition)
+                label_acks.revoke(tp)
             elif tp.topic == settings.topic_feature_repartition:
                 terminal.revoke(tp.partition)
+                term_acks.revoke(tp)
             progress.pop(tp, None)
 
     return app

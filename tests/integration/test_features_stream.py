@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from features.backfill import compute_features
 from features.core import FEATURE_NAMES
@@ -123,12 +122,6 @@ def test_online_equals_point_in_time_offline(settings: Settings, tmp_path: Path)
     assert_equal_rows(sample, via_feast, np.array(online.read(sample)))
 
 
-@pytest.mark.xfail(
-    reason="known bug, open in issue 3: the restarted worker sometimes stops making progress "
-    "(in CI 9,370/10,399 readable, then no progress for 7 minutes); when it finishes, every "
-    "vector is equal (4/4 local runs)",
-    strict=False,
-)
 def test_restart_after_sigkill_recovers_every_vector(settings: Settings) -> None:
     s = worker_settings(settings)
     frame = simulate(SimulationConfig(n_customers=600, n_terminals=300, days=7, seed=5))

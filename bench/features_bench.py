@@ -49,23 +49,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _json_collections_env() -> None:
-    """Tuple settings must reach the worker as JSON; ``infra.workers.settings_env`` writes
-    ``str(value)`` (reported; local shim until fixed there)."""
-    import infra.workers as workers
-
-    original = workers.settings_env
-
-    def settings_env(settings: Settings) -> dict[str, str]:
-        env = original(settings)
-        for name, value in settings:
-            if isinstance(value, tuple | list):
-                env[f"FRAUDSTREAM_{name.upper()}"] = json.dumps(list(value))
-        return env
-
-    workers.settings_env = settings_env
-
-
 def start_worker(settings: Settings) -> WorkerProcess:
     worker = WorkerProcess(f"features-{uuid.uuid4().hex[:6]}", ["features", "worker"], settings)
     worker.start()
@@ -236,7 +219,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200)
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    _json_collections_env()
     with running_services() as base:
         settings = base.model_copy(update={"faust_store": "rocksdict://"})
         ensure_feature_topics(settings)

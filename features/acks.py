@@ -16,7 +16,9 @@ in offset order per partition: nothing is acknowledged while an earlier message 
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 
@@ -83,3 +85,67 @@ class InOrderAcks:
         """Forget a revoked partition's messages (never acknowledged here: the new owner
         gets them again)."""
         self._held.pop(tp, None)
+
+
+class OffsetGuard:
+    """Notices messages the consumer skipped, so that they are read again.
+
+    faust can lose messages around a restart or a rebalance: messages fetched while its
+    changelog recovery runs wait in the stream queues, and resuming the flow *clears* those
+    queues after it has sought to the committed offsets (faust-streaming 0.15,
+    ``Recovery._resume_streams``; ``mode``'s ``FlowControlEvent.resume``). The consumer's
+    position is past them, so they never come. (Seen in the restart test: each repartition
+    partition jumped from offset 11 to 16-20 and those transactions never got features.)
+
+    A stage checks every message here, in the order it receives them. A message after a gap
+    (also the first one after an assignment, when it is beyond the committed offset) is not
+    processed and never acknowledged: the stage seeks back to the first missing offset and
+    skips what still arrives from before the seek until that offset comes (seeking again
+    every ``settle_s``). With ``tries`` set, a gap still there after that many seeks is real
+    (a topic written with transactions has offsets without messages) and is accepted; without,
+    the stage waits for the offset (a topic whose offsets have no holes).
+
+    >>> guard = OffsetGuard()
+    >>> guard.check("t", 5, committed=5), guard.check("t", 6, committed=5)
+    ((True, None), (True, None))
+    >>> guard.check("t", 9, committed=5)  # 7 and 8 were skipped: seek back to 7
+    (False, 7)
+    >>> guard.check("t", 10, committed=5)  # fetched before the seek
+    (False, None)
+    >>> guard.check("t", 7, committed=5)  # read again
+    (True, None)
+    """
+
+    def __init__(self, settle_s: float = 10.0, tries: int | None = 3,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settle_s = settle_s
+        self.tries = tries
+        self.clock = clock
+        self._next: dict[Any, int] = {}  # next offset expected, per partition
+        self._seeking: dict[Any, tuple[int, float, int]] = {}  # (offset, when, seeks)
+
+    def check(self, tp: Any, offset: int, committed: int | None) -> tuple[bool, int | None]:
+        """``(process it, offset to seek back to or None)`` for ``offset`` of ``tp``."""
+        expected = self._next.get(tp, committed)
+        if expected is None or offset == expected:
+            self._next[tp] = offset + 1
+            self._seeking.pop(tp, None)
+            return True, None
+        if offset < expected:  # a copy of a message already processed
+            return False, None
+        seeking = self._seeking.get(tp)
+        now = self.clock()
+        if seeking is not None and seeking[0] == expected:
+            if now - seeking[1] < self.settle_s:
+                return False, None  # still arriving from before the seek
+            if self.tries is not None and seeking[2] >= self.tries:  # a real gap
+                self._next[tp] = offset + 1
+                del self._seeking[tp]
+                return True, None
+        tries = seeking[2] + 1 if seeking is not None and seeking[0] == expected else 1
+        self._seeking[tp] = (expected, now, tries)
+        return False, expected
+
+    def revoke(self, tp: Any) -> None:
+        self._next.pop(tp, None)
+        self._seeking.pop(tp, None)

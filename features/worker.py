@@ -40,7 +40,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import TP
 
-from features.acks import InOrderAcks
+from features.acks import InOrderAcks, OffsetGuard
 from features.core import Event
 from features.offline import OfflineWriter
 from features.redis_layout import card_state_key, terminal_state_key
@@ -137,6 +137,9 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         producer_linger=settings.feature_linger_ms / 1000.0,
         producer_max_batch_size=1_048_576,
         consumer_max_fetch_size=max(1_048_576, settings.max_message_bytes * 4),
+        # a restarted worker rejoins once the killed member's session has expired
+        broker_session_timeout=settings.feature_session_timeout_ms / 1000.0,
+        broker_heartbeat_interval=settings.feature_session_timeout_ms / 3000.0,
     )
 
     def raw_topic(name: str) -> faust.TopicT:
@@ -160,6 +163,24 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     flushing: asyncio.Future[Any] | None = None  # the offline part file being written
     # labels and repartition messages are held past their batch: acknowledged in order only
     label_acks, term_acks = InOrderAcks(), InOrderAcks()
+    # messages the consumer skipped are read again; the repartition topic has no holes
+    guard, repartition_guard = OffsetGuard(), OffsetGuard(tries=None)
+
+    async def accepted(event: Any) -> bool:
+        """Whether to process ``event``: not after offsets the consumer skipped (then it
+        seeks back to them) nor a copy of one processed; others are never acknowledged."""
+        message = event.message
+        tp = message.tp
+        checker = repartition_guard if tp.topic == settings.topic_feature_repartition else guard
+        process, seek_to = checker.check(tp, message.offset,
+                                         getattr(app.consumer, "_committed_offset", {}).get(tp))
+        if not process:
+            message.incref()  # comes again after the seek (or was processed already)
+            if seek_to is not None:
+                log.warning("the consumer skipped %s offsets %d-%d: reading them again", tp,
+                            seek_to, message.offset - 1)
+                await app.consumer.seek_wait({tp: seek_to})
+        return process
 
     def assigned_card_partitions() -> list[int]:
         try:
@@ -233,6 +254,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             touched: set[int] = set()
             for event in events:
                 message = event.message
+                if not await accepted(event):
+                    continue
                 progress[message.tp] = message.offset + 1
                 try:
                     txn = parse_transaction(event.value or b"", settings.max_message_bytes)
@@ -267,6 +290,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             dead: list[tuple[bytes | None, bytes]] = []
             for event in events:
                 message = event.message
+                if not await accepted(event):
+                    continue
                 progress[message.tp] = message.offset + 1
                 try:
                     label = parse_label(event.value or b"", settings.max_message_bytes)
@@ -292,6 +317,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
         ):
             touched: set[int] = set()
             for event in events:
+                if not await accepted(event):
+                    continue
                 partition = event.message.partition
                 payload = orjson.loads(event.value or b"[]")
                 hold = term_acks.hold(event)  # until its items buffered in the merge are released
@@ -380,6 +407,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:  # held messages go to the new owner again (never acked here)
+            guard.revoke(tp)
+            repartition_guard.revoke(tp)
             if tp.topic == settings.topic_labels:
                 card.revoke(tp.partition)
                 label_acks.revoke(tp)

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     feature_idle_ms: int = Field(
         default=50, ge=5, description="how often the feature worker announces idle partitions"
     )
+    feature_session_timeout_ms: int = Field(
+        default=10_000, ge=6_000, le=300_000, description="feature worker's consumer group "
+        "session: how long a killed worker's partitions wait before a restarted or other "
+        "worker takes them over")
     feature_offline_from_stream: bool = Field(
         default=True, description="the feature worker also appends its rows to the offline store"
     )

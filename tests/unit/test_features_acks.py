@@ -16,7 +16,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from features.acks import InOrderAcks
+from features.acks import InOrderAcks, OffsetGuard
 
 TOPIC_PARTITION = TP("repartition", 0)
 
@@ -118,3 +118,76 @@ def test_revoked_partition_is_forgotten_unacknowledged() -> None:
     acks.revoke(TOPIC_PARTITION)
     assert acks.flush() == 0 and acks.held() == 0
     assert event.message.refcount == 2  # never acknowledged here: redelivered to the new owner
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_guard_reads_skipped_messages_again_and_processes_each_offset_once() -> None:
+    """A consumer that drops a run of messages, then delivers what it had fetched before the
+    seek back, then everything from the sought offset: each offset is processed once, in
+    order."""
+    clock = Clock()
+    guard = OffsetGuard(clock=clock)
+    delivered = [*range(12, 16), *range(20, 24)]  # 16-19 dropped by the consumer
+    processed, seeks = [], []
+    for offset in delivered:
+        ok, seek_to = guard.check("p", offset, committed=12)
+        processed += [offset] if ok else []
+        seeks += [seek_to] if seek_to is not None else []
+    assert processed == [12, 13, 14, 15] and seeks == [16]
+    for offset in range(16, 30):  # after the seek
+        clock.now += 0.01
+        ok, seek_to = guard.check("p", offset, committed=12)
+        assert ok and seek_to is None
+    for offset in (14, 29):  # copies of messages already processed
+        assert guard.check("p", offset, committed=12) == (False, None)
+
+
+def test_guard_seeks_to_the_committed_offset_when_the_first_message_is_beyond_it() -> None:
+    guard = OffsetGuard()
+    assert guard.check("p", 40, committed=31) == (False, 31)
+    assert guard.check("p", 31, committed=31) == (True, None)
+    fresh = OffsetGuard()
+    assert fresh.check("p", 40, committed=None) == (True, None)  # nothing committed yet
+
+
+def test_guard_accepts_a_real_gap_after_its_seeks() -> None:
+    """Offsets without a message (transaction markers): after ``tries`` seeks, each given
+    ``settle_s`` to bring the offset, the gap is accepted."""
+    clock = Clock()
+    guard = OffsetGuard(settle_s=1.0, tries=3, clock=clock)
+    assert guard.check("p", 5, committed=5) == (True, None)
+    assert guard.check("p", 7, committed=5) == (False, 6)  # 6 is a marker
+    seeks = 1
+    for _ in range(10):
+        clock.now += 0.4
+        ok, seek_to = guard.check("p", 7, committed=5)
+        seeks += seek_to is not None
+        if ok:
+            break
+    assert ok and seeks == 3
+    assert guard.check("p", 8, committed=5) == (True, None)
+
+
+def test_guard_forgets_a_revoked_partition() -> None:
+    guard = OffsetGuard()
+    guard.check("p", 5, committed=5)
+    guard.revoke("p")
+    assert guard.check("p", 9, committed=9) == (True, None)
+
+
+def test_guard_without_tries_waits_for_the_offset() -> None:
+    clock = Clock()
+    guard = OffsetGuard(settle_s=1.0, tries=None, clock=clock)
+    assert guard.check("p", 0, committed=0) == (True, None)
+    for _ in range(20):
+        clock.now += 1.5
+        ok, seek_to = guard.check("p", 2, committed=0)
+        assert not ok and seek_to == 1  # seeks again, never gives offset 1 up
+    assert guard.check("p", 1, committed=0) == (True, None)

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # -- workers ------------------------------------------------------------------------
     feature_batch_size: int = Field(default=500, ge=1)
     feature_batch_ms: int = Field(
-        default=20, ge=1, description="how long a feature-worker micro-batch waits to fill: "
+        default=10, ge=1, description="how long a feature-worker micro-batch waits to fill: "
         "shorter gives fresher features, longer bigger batches (less work per transaction)")
     feature_linger_ms: int = Field(
         default=0, ge=0, description="feature worker producer linger (batches small messages)"

@@ -164,16 +164,21 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     # labels and repartition messages are held past their batch: acknowledged in order only
     label_acks, term_acks = InOrderAcks(), InOrderAcks()
     # messages the consumer skipped are read again; the repartition topic has no holes
-    guard, repartition_guard = OffsetGuard(), OffsetGuard(tries=None)
+    input_guard, repartition_guard = OffsetGuard(), OffsetGuard(tries=None)
+
+    def guard_for(tp: TP) -> OffsetGuard:
+        return repartition_guard if tp.topic == settings.topic_feature_repartition else input_guard
+
+    def committed(tp: TP) -> int | None:
+        """The consumer group's committed offset of ``tp`` as faust last knew it."""
+        return cast(int | None, getattr(app.consumer, "_committed_offset", {}).get(tp))
 
     async def accepted(event: Any) -> bool:
         """Whether to process ``event``: not after offsets the consumer skipped (then it
         seeks back to them) nor a copy of one processed; others are never acknowledged."""
         message = event.message
         tp = message.tp
-        checker = repartition_guard if tp.topic == settings.topic_feature_repartition else guard
-        process, seek_to = checker.check(tp, message.offset,
-                                         getattr(app.consumer, "_committed_offset", {}).get(tp))
+        process, seek_to = guard_for(tp).check(tp, message.offset, committed(tp))
         if not process:
             message.incref()  # comes again after the seek (or was processed already)
             if seek_to is not None:
@@ -198,7 +203,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             return False
         nxt = progress.get(tp)
         if nxt is None:
-            nxt = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+            nxt = committed(tp) or 0
         return nxt >= high
 
     partition_of = RepartitionPartitioner(n)
@@ -307,7 +312,6 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 pending = await emit_announced(touched, [])
             pending += [await dlq.send(key=k, value=v) for k, v in dead]
             await asyncio.gather(*pending)
-            label_acks.flush()
 
     @app.agent(repartition, name="terminals")
     async def terminals(stream: faust.StreamT) -> None:
@@ -407,8 +411,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:  # held messages go to the new owner again (never acked here)
-            guard.revoke(tp)
-            repartition_guard.revoke(tp)
+            guard_for(tp).revoke(tp)
             if tp.topic == settings.topic_labels:
                 card.revoke(tp.partition)
                 label_acks.revoke(tp)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from infra.bootstrap import bootstrap
+from infra.services import SERVICES
+from infra.services.lifecycle import owned_record
 from infra.settings import Settings
 from infra.testing import running_services
 from infra.workers import WorkerProcess
@@ -49,6 +53,21 @@ def rss_mb(pid: int | None) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (NaN when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_pids(settings: Settings) -> dict[str, int]:
+    """The pids of the broker and Redis this run started (none for external ones)."""
+    records = {name: owned_record(svc, settings) for name, svc in SERVICES.items()}
+    return {name: r.pid for name, r in records.items() if r is not None}
+
+
 def passthrough(settings: Settings, n: int) -> float:
     """Messages/s of a do-nothing consume -> produce over ``n`` transactions already in Kafka."""
     out = f"passthrough-{uuid.uuid4().hex[:6]}"
@@ -71,9 +90,10 @@ def passthrough(settings: Settings, n: int) -> float:
 
 
 def collect_scores(
-    settings: Settings, n: int, timeout: float
+    settings: Settings, n: int, timeout: float, on_first: Callable[[], None] | None = None
 ) -> list[tuple[float, dict[str, Any]]]:
-    """(arrival perf_counter, record) for ``n`` score records."""
+    """(arrival perf_counter, record) for ``n`` score records; ``on_first`` is called when
+    the first arrives."""
     consumer = make_consumer(settings, f"bench-{uuid.uuid4().hex[:6]}")
     consumer.subscribe([settings.topic_scores])
     out: list[tuple[float, dict[str, Any]]] = []
@@ -81,6 +101,8 @@ def collect_scores(
     while len(out) < n and time.monotonic() < deadline:
         for m in consumer.consume(2000, 0.2):
             if m.error() is None:
+                if not out and on_first is not None:
+                    on_first()
                 out.append((time.perf_counter(), json.loads(m.value() or b"{}")))
     consumer.close()
     return out
@@ -114,10 +136,22 @@ def main(argv: list[str] | None = None) -> int:
             WorkerProcess("features", ["features", "worker"], settings).start(),
             WorkerProcess("scorer", ["score", "worker"], settings).start(),
         ]
+        pids = {w.name: w.pid for w in workers} | service_pids(base)
+        cpu_before: dict[str, float] = {}
+
+        def sample() -> None:
+            cpu_before.update({name: cpu_s(pid) for name, pid in pids.items()})
+
         try:
-            got = collect_scores(settings, len(backlog), timeout=900)
+            got = collect_scores(settings, len(backlog), timeout=900, on_first=sample)
             if len(got) < len(backlog):
                 raise SystemExit(f"only {len(got)} of {len(backlog)} decisions arrived")
+            # CPU per decision of each process, from the first decision to the last
+            results["cpu_ms_per_tx"] = {
+                name: round((cpu_s(pid) - cpu_before[name]) * 1000 / (len(got) - 1), 4)
+                for name, pid in pids.items()
+            }
+            print(f"CPU per decision (ms): {results['cpu_ms_per_tx']}", flush=True)
             first, last = got[0][0], got[-1][0]
             results["end_to_end_per_s"] = round(len(got) / (last - first))
             results["share_of_passthrough"] = round(

@@ -111,11 +111,13 @@ class CardState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CardState:
+        """The state of :meth:`to_dict`; without ``"x"`` (the REST API's snapshot) the
+        transaction map is empty, which no feature reads."""
         return cls(
             w10m=Sliding.from_list(data["w10m"]), w1h=Sliding.from_list(data["w1h"]),
             w24h=Sliding.from_list(data["w24h"]), days=DayBuckets.from_list(data["d"]),
             first_ms=data["f"], last_ms=data["l"], pruned_day=data["p"],
-            seen=[dict(s) for s in data["s"]], ewm=list(data["e"]), txns=dict(data["x"]),
+            seen=[dict(s) for s in data["s"]], ewm=list(data["e"]), txns=dict(data.get("x", {})),
             recent=list(data["r"]), txns_sorted=bool(data.get("xs", False)),
             source=data.get("o"),
         )

@@ -16,7 +16,8 @@ back through ``get_online_features``).
 Next to Feast's rows the feature worker keeps the latest state of each card and terminal
 (for the synchronous ``POST /v1/score`` path, :mod:`scoring.state_store`): plain string keys
 :func:`card_state_key` / :func:`terminal_state_key` holding the UTF-8 JSON of the core's
-``to_dict()``, with the online TTL.
+``to_dict()`` (a card's without its transaction -> terminal map ``"x"``, which only
+resolves labels), with the online TTL.
 """
 
 from __future__ import annotations

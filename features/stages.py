@@ -15,9 +15,9 @@ messages; :mod:`features.worker` does the Kafka and Feast I/O.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -41,9 +41,13 @@ from features.terminal import LabelEvent, terminal_peek
 Message = tuple[bytes | None, bytes]  # key (terminal) and value; markers have no key
 
 
+WARM_STATES = 5_000  # decoded states a stage keeps between micro-batches (per stage)
+
+
 class StateStore(Protocol):
     """A table seen by a stage: reads and writes happen on behalf of a message (``handle``)
-    of the partition the key belongs to (Faust keeps table partitions with their source's)."""
+    of the partition the key belongs to (Faust keeps table partitions with their source's).
+    Values are the JSON bytes of a state's ``to_dict()`` (a decoded dict is accepted too)."""
 
     def get(self, key: str, handle: Any) -> Any: ...
 
@@ -63,6 +67,60 @@ class DictStore(dict[str, Any]):
 def dumps(value: Any) -> bytes:
     """Compact JSON (orjson: floats as their shortest repr, so values round-trip exactly)."""
     return orjson.dumps(value)
+
+
+def decode(raw: Any) -> dict[str, Any]:
+    """A stored state as its dict (tables hold JSON bytes; a dict passes through)."""
+    return raw if isinstance(raw, dict) else cast(dict[str, Any], orjson.loads(raw))
+
+
+def encode_card(state: CardState) -> tuple[bytes, bytes]:
+    """``(stored, served)`` JSON of a card state, encoded once: ``served`` (the REST API's
+    snapshot) leaves out the transaction -> terminal map, which only resolves labels and is
+    most of the bytes; ``stored`` (the table's value) is ``served`` with the map.
+
+    >>> stored, served = encode_card(CardState())
+    >>> CardState.from_dict(decode(stored)).to_dict() == CardState().to_dict()
+    True
+    >>> b'"x"' in stored, b'"x"' in served
+    (True, False)
+    """
+    data = state.to_dict()
+    txns = data.pop("x")
+    served = dumps(data)
+    return served[:-1] + b',"x":' + dumps(txns) + b"}", served
+
+
+class WarmStates:
+    """Decoded states kept between micro-batches (least recently used out first), so a
+    busy entity is not decoded from its table on every batch; each remembers its table
+    partition, and a revoked partition's states are dropped (the table is the truth)."""
+
+    def __init__(self, capacity: int = WARM_STATES) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        hit = self._states.get(key)
+        if hit is None:
+            return None
+        self._states.move_to_end(key)
+        return hit[0]
+
+    def keep(self, key: str, state: Any, partition: int) -> None:
+        if self.capacity <= 0:
+            return
+        self._states[key] = (state, partition)
+        self._states.move_to_end(key)
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def forget(self, partition: int) -> None:
+        for key in [k for k, (_, p) in self._states.items() if p == partition]:
+            del self._states[key]
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 def txn_source(partition: int) -> str:
@@ -85,24 +143,42 @@ class CardStage:
     txn_wm: dict[int, int] = field(default_factory=dict)
     label_wm: dict[int, int] = field(default_factory=dict)
     pending: dict[int, deque[tuple[Label, Any]]] = field(default_factory=dict)
-    _cache: dict[str, tuple[CardState, Any]] = field(default_factory=dict)
+    warm: WarmStates = field(default_factory=WarmStates)
+    _cache: dict[str, tuple[CardState, Any, int]] = field(default_factory=dict)
+    _encoded: dict[str, bytes] = field(default_factory=dict)
 
     def _state(self, card_id: str, handle: Any) -> CardState | None:
         hit = self._cache.get(card_id)
         if hit is not None:
             return hit[0]
+        state = self.warm.get(card_id)
+        if state is not None:
+            return cast(CardState, state)
         raw = self.table.get(card_id, handle)
-        return CardState.from_dict(raw) if raw else None
+        return CardState.from_dict(decode(raw)) if raw else None
 
-    def snapshots(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(card_id, state dict)`` of the states changed since the last flush: what
-        :meth:`flush` persists (and the worker publishes for the REST API)."""
-        return [(card_id, state.to_dict()) for card_id, (state, _) in self._cache.items()]
+    def snapshots(self) -> list[tuple[str, bytes]]:
+        """``(card_id, JSON)`` of the states changed since the last flush, as the REST API
+        reads them (:func:`encode_card`); :meth:`flush` then persists them without encoding
+        them again."""
+        out = []
+        for card_id, (state, _, _) in self._cache.items():
+            self._encoded[card_id], served = encode_card(state)
+            out.append((card_id, served))
+        return out
 
-    def flush(self, snapshots: list[tuple[str, dict[str, Any]]] | None = None) -> None:
-        """Write the states changed since the last flush back to the table (one per card);
-        ``snapshots``: what :meth:`snapshots` returned since (saves encoding them again)."""
-        _flush(self.table, self._cache, snapshots)
+    def flush(self) -> None:
+        """Write the states changed since the last flush back to the table (one per card)."""
+        for card_id, (state, handle, partition) in self._cache.items():
+            stored = self._encoded.get(card_id) or encode_card(state)[0]
+            self.table.put(card_id, stored, handle)
+            self.warm.keep(card_id, state, partition)
+        self._cache.clear()
+        self._encoded.clear()
+
+    def forget(self, partition: int) -> None:
+        """Drop the decoded states of a card partition this worker no longer owns."""
+        self.warm.forget(partition)
 
     def transaction(self, partition: int, event: Event, record: dict[str, Any],
                     handle: Any = None, offset: int | None = None) -> Message | None:
@@ -123,7 +199,7 @@ class CardStage:
         state, feats = card_update(state, event)
         if offset is not None:
             state.source = [partition, offset]
-        self._cache[event.card_id] = (state, handle)
+        self._cache[event.card_id] = (state, handle, partition)
         if feats is None:
             return None
         term = terminal_key(event.terminal_id, event.merchant_id)
@@ -195,7 +271,9 @@ class TerminalStage:
     table: StateStore
     partitions: int
     mergers: dict[int, Merger] = field(default_factory=dict)
-    _cache: dict[str, tuple[TerminalState, Any]] = field(default_factory=dict)
+    warm: WarmStates = field(default_factory=WarmStates)
+    _cache: dict[str, tuple[TerminalState, Any, int]] = field(default_factory=dict)
+    _encoded: dict[str, bytes] = field(default_factory=dict)
 
     def receive(self, partition: int, value: dict[str, Any], handle: Any) -> bool:
         """Take one repartition message; True when ``handle`` is now held in the buffer."""
@@ -211,47 +289,55 @@ class TerminalStage:
     def release(self, partition: int) -> list[tuple[Released | None, Any]]:
         """Apply the releasable items of ``partition`` in order; transactions come back."""
         merger = self.mergers.get(partition)
-        return [self._apply(v, h) for v, h in merger.release()] if merger else []
+        return [self._apply(v, h, partition) for v, h in merger.release()] if merger else []
 
-    def _apply(self, value: dict[str, Any], handle: Any) -> tuple[Released | None, Any]:
-        term = str(value["term"])
+    def _state(self, term: str, handle: Any) -> TerminalState | None:
         hit = self._cache.get(term)
         if hit is not None:
-            state: TerminalState | None = hit[0]
-        else:
-            raw = self.table.get(term, handle)
-            state = TerminalState.from_dict(raw) if raw else None
+            return hit[0]
+        state = self.warm.get(term)
+        if state is not None:
+            return cast(TerminalState, state)
+        raw = self.table.get(term, handle)
+        return TerminalState.from_dict(decode(raw)) if raw else None
+
+    def _apply(self, value: dict[str, Any], handle: Any,
+               partition: int) -> tuple[Released | None, Any]:
+        term = str(value["term"])
+        state = self._state(term, handle)
         if value["k"] == LABEL:
             label = LabelEvent(str(value["id"]), term, int(value["e"]), int(value["t"]),
                                bool(value["f"]))
-            self._cache[term] = (terminal_label(state, label), handle)
+            self._cache[term] = (terminal_label(state, label), handle, partition)
             return None, handle
         record = value["rec"]
         state, feats = terminal_update(state, str(value["id"]), int(value["t"]),
                                        float(record["amount"]))
-        self._cache[term] = (state, handle)
+        self._cache[term] = (state, handle, partition)
         late = feats is None
         full = tuple(value["cf"]) + (terminal_peek(state) if feats is None else feats)
         return Released(str(value["id"]), str(record["card_id"]), term, int(value["t"]),
                         full, record, late), handle
 
-    def snapshots(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(terminal key, state dict)`` of the states changed since the last flush."""
-        return [(term, state.to_dict()) for term, (state, _) in self._cache.items()]
+    def snapshots(self) -> list[tuple[str, bytes]]:
+        """``(terminal key, JSON)`` of the states changed since the last flush (the same
+        bytes go to the REST API's snapshot and, on :meth:`flush`, to the table)."""
+        out = []
+        for term, (state, _, _) in self._cache.items():
+            self._encoded[term] = encoded = dumps(state.to_dict())
+            out.append((term, encoded))
+        return out
 
-    def flush(self, snapshots: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+    def flush(self) -> None:
         """As :meth:`CardStage.flush`, for terminal states."""
-        _flush(self.table, self._cache, snapshots)
+        for term, (state, handle, partition) in self._cache.items():
+            stored = self._encoded.get(term) or dumps(state.to_dict())
+            self.table.put(term, stored, handle)
+            self.warm.keep(term, state, partition)
+        self._cache.clear()
+        self._encoded.clear()
 
     def revoke(self, partition: int) -> list[Any]:
+        self.warm.forget(partition)
         merger = self.mergers.pop(partition, None)
         return [handle for _, handle in merger.drain()] if merger else []
-
-
-def _flush(table: StateStore, cache: dict[str, tuple[Any, Any]],
-           snapshots: list[tuple[str, dict[str, Any]]] | None) -> None:
-    encoded = dict(snapshots) if snapshots is not None else {}
-    for key, (state, handle) in cache.items():
-        value = encoded.get(key)
-        table.put(key, value if value is not None else state.to_dict(), handle)
-    cache.clear()

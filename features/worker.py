@@ -44,8 +44,7 @@ from features.acks import InOrderAcks, OffsetGuard
 from features.core import Event
 from features.offline import OfflineWriter
 from features.redis_layout import card_state_key, terminal_state_key
-from features.stages import CardStage, Message, TerminalStage
-from features.stages import dumps as state_json
+from features.stages import CardStage, Message, TerminalStage, WarmStates
 from features.store import OnlineFeatures, Row, Snapshot
 from infra.errors import InvalidInput
 from infra.settings import Settings
@@ -149,14 +148,17 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     source, labels = raw_topic(settings.topic_transactions), raw_topic(settings.topic_labels)
     repartition = raw_topic(settings.topic_feature_repartition)
     featurized, dlq = raw_topic(settings.topic_featurized), raw_topic(settings.topic_dlq)
-    schema: faust.Schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer="json")
+    # values: the JSON bytes the stages encode once (also what goes to Redis)
+    schema: faust.Schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="raw",
+                                        value_serializer="raw")
     # Table partitions follow the message a state is written for (Faust's default): a card's
     # state lives in the partition number its transactions (and labels) arrive on, whatever
     # partitioner upstream uses; a terminal's in its repartition partition.
     card_table = app.Table(CARD_TABLE, default=None, partitions=n, schema=schema)
     term_table = app.Table(TERMINAL_TABLE, default=None, partitions=n, schema=schema)
-    card = CardStage(TableStore(card_table))
-    terminal = TerminalStage(TableStore(term_table), n)
+    card = CardStage(TableStore(card_table), warm=WarmStates(settings.feature_warm_states))
+    terminal = TerminalStage(TableStore(term_table), n,
+                             warm=WarmStates(settings.feature_warm_states))
     progress: dict[TP, int] = {}  # next offset after the last processed message
     emit_lock = asyncio.Lock()  # keeps each source's repartition messages in order
     last_marks: dict[int, tuple[list[bytes], float]] = {}
@@ -283,8 +285,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             await asyncio.gather(*pending)
             states = card.snapshots()
             await _write_with_retry(online, [], [
-                (card_state_key(project, c), state_json(d)) for c, d in states])
-            card.flush(states)  # after delivery: a persisted card state implies its items were sent
+                (card_state_key(project, c), served) for c, served in states])
+            card.flush()  # after delivery: a persisted card state implies its items were sent
 
     @app.agent(labels, name="labels")
     async def take_labels(stream: faust.StreamT) -> None:
@@ -341,8 +343,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                                for r in done if r.transaction_id not in skip]
             states = terminal.snapshots()
             await _write_with_retry(online, rows, [
-                (terminal_state_key(project, t), state_json(d)) for t, d in states])
-            terminal.flush(states)  # after the write: a persisted terminal state implies its rows
+                (terminal_state_key(project, t), stored) for t, stored in states])
+            terminal.flush()  # after the write: a persisted terminal state implies its rows
             pending = [await featurized.send(key=r.card_id.encode(), value=dumps(r.record))
                        for r in done]
             await asyncio.gather(*pending)
@@ -412,6 +414,8 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
     async def on_revoked(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:  # held messages go to the new owner again (never acked here)
             guard_for(tp).revoke(tp)
+            if tp.topic in (settings.topic_transactions, settings.topic_labels):
+                card.forget(tp.partition)  # its card states may change elsewhere now
             if tp.topic == settings.topic_labels:
                 card.revoke(tp.partition)
                 label_acks.revoke(tp)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         default=10_000, ge=6_000, le=300_000, description="feature worker's consumer group "
         "session: how long a killed worker's partitions wait before a restarted or other "
         "worker takes them over")
+    feature_warm_states: int = Field(
+        default=5_000, ge=0, description="decoded card states (and as many terminal states) "
+        "the feature worker keeps between micro-batches instead of decoding them from its "
+        "tables again; a card state takes ~30 kB decoded, 0 turns it off")
     feature_offline_from_stream: bool = Field(
         default=True, description="the feature worker also appends its rows to the offline store"
     )

@@ -8,7 +8,7 @@ stream stays the single writer and the transaction, when published, is folded in
 
 Redis layout (values are UTF-8 JSON of the core's ``to_dict()``; TTL = online TTL)::
 
-    {feast_project}:card_state:{card_id}              CardState.to_dict()
+    {feast_project}:card_state:{card_id}              CardState.to_dict() without "x"
     {feast_project}:terminal_state:{terminal_key}     TerminalState.to_dict()
 
 where ``terminal_key`` is :func:`features.core.terminal_key` (``t:<terminal_id>``, or

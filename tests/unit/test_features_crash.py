@@ -82,7 +82,7 @@ class CrashStore:
         return self.live.get(key)
 
     def put(self, key: str, value: Any, handle: Any) -> None:
-        value = json.loads(json.dumps(value))  # as stored: no shared objects
+        assert isinstance(value, bytes), "stages store encoded states (no shared objects)"
         self.live[key] = value
         self.pending.append((key, value))
 

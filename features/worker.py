@@ -14,7 +14,9 @@ Agents (one process; scale out by running more, Kafka spreads the partitions):
 3. ``terminals`` on the repartition topic: merges items in ``(time, kind, id)`` order
    (:mod:`features.merge`), folds them into table ``terminal-state``, writes each batch's full
    vectors to Feast's online store (and the offline part files), and only then forwards the
-   transactions to ``transactions.featurized`` for the scorer.
+   transactions to ``transactions.featurized`` for the scorer (per batch, one message per
+   card partition holding a JSON array of records: per-record sends cost more than the
+   rest of the stage).
 
 Tables have changelogs and, with ``faust_store=rocksdict://``, a local RocksDB copy, so a
 restarted worker recovers. Offsets are committed only for acknowledged messages; items
@@ -44,7 +46,7 @@ from features.acks import InOrderAcks, OffsetGuard
 from features.core import Event
 from features.offline import OfflineWriter
 from features.redis_layout import card_state_key, terminal_state_key
-from features.stages import CardStage, Message, TerminalStage, WarmStates
+from features.stages import CardStage, Message, Released, TerminalStage, WarmStates
 from features.store import OnlineFeatures, Row, Snapshot
 from infra.errors import InvalidInput
 from infra.settings import Settings
@@ -61,6 +63,7 @@ MARKER_REFRESH_S = 1.0
 WATCHDOG_S = 5.0
 STALL_S = 30.0  # a merge head unmoved this long is logged with what holds it
 BATCH_BYTES = 512 * 1024  # repartition message payload limit (Kafka's default max is 1 MiB)
+FORWARD_RECORDS = 100  # transactions per message to the scorer (bounds a scorer micro-batch)
 
 
 def to_event(txn: Transaction) -> Event:
@@ -106,6 +109,30 @@ class TableStore:
             self.table[key] = value
 
 
+def limit_fetch_wait(wait_ms: int) -> None:
+    """Make faust's consumer wait at most ``wait_ms`` for a fetch (faust fixes 1500 ms).
+
+    aiokafka keeps one fetch in flight per broker and leaves partitions with unread records
+    out of it. So once the busy partitions were fetched, the next fetch often holds only
+    idle ones (the labels topic, quiet partitions): the broker holds it for the full wait,
+    and every other partition waits with it. At 500-900 tx/s this left the worker reading
+    its input about 1.5 s late per hop (3 s of features latency), whatever its CPU.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = getattr(AIOKafkaConsumerThread, "_fraudstream_create", None)
+    if create is None:
+        create = AIOKafkaConsumerThread._create_worker_consumer
+        AIOKafkaConsumerThread._fraudstream_create = create  # type: ignore[attr-defined]
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def faust_store(settings: Settings) -> str:
     # faust's rocksdb:// store uses rocksdict when it is installed (it is a dependency)
     return "rocksdb://" if settings.faust_store == "rocksdict://" else settings.faust_store
@@ -117,6 +144,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
 
     online = online or OnlineFeatures(settings)
     offline = OfflineWriter(settings, settings.feature_offline_flush_s)
+    limit_fetch_wait(settings.feature_fetch_wait_ms)
     n = settings.topic_partitions
     project = settings.feast_project
     app = faust.App(
@@ -288,6 +316,17 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
                 (card_state_key(project, c), served) for c, served in states])
             card.flush()  # after delivery: a persisted card state implies its items were sent
 
+    async def forward(done: list[Released]) -> list[Any]:
+        """Send transactions to the scorer: one message per partition of their cards (the
+        partition a card-keyed message would take), holding a JSON array of records in
+        release order, at most ``FORWARD_RECORDS`` each."""
+        batches: dict[int, list[bytes]] = {}
+        for r in done:
+            batches.setdefault(partition_of(r.card_id.encode()), []).append(dumps(r.record))
+        return [await featurized.send(key=None, value=payload, partition=k)
+                for k, values in batches.items()
+                for payload in batch_payloads(values, limit_items=FORWARD_RECORDS)]
+
     @app.agent(labels, name="labels")
     async def take_labels(stream: faust.StreamT) -> None:
         async for events in cast(faust.Stream, stream).take_events(
@@ -345,8 +384,7 @@ def create_app(settings: Settings, online: OnlineFeatures | None = None) -> faus
             await _write_with_retry(online, rows, [
                 (terminal_state_key(project, t), stored) for t, stored in states])
             terminal.flush()  # after the write: a persisted terminal state implies its rows
-            pending = [await featurized.send(key=r.card_id.encode(), value=dumps(r.record))
-                       for r in done]
+            pending = await forward(done)
             await asyncio.gather(*pending)
             for _, handle in released:
                 handle.ack()
@@ -451,16 +489,21 @@ class RepartitionPartitioner:
         return hit
 
 
-def batch_payloads(values: list[bytes], limit: int = BATCH_BYTES) -> Iterator[bytes]:
-    """JSON arrays of ``values`` (each already JSON), split to stay under ``limit`` bytes.
+def batch_payloads(values: list[bytes], limit: int = BATCH_BYTES,
+                   limit_items: int | None = None) -> Iterator[bytes]:
+    """JSON arrays of ``values`` (each already JSON), split to stay under ``limit`` bytes
+    (and ``limit_items`` values).
 
     >>> list(batch_payloads([b'1', b'22', b'3'], limit=8))
+    [b'[1,22]', b'[3]']
+    >>> list(batch_payloads([b'1', b'22', b'3'], limit_items=2))
     [b'[1,22]', b'[3]']
     """
     chunk: list[bytes] = []
     size = 2
     for value in values:
-        if chunk and size + len(value) + 1 > limit:
+        if chunk and (size + len(value) + 1 > limit
+                      or (limit_items is not None and len(chunk) >= limit_items)):
             yield b"[" + b",".join(chunk) + b"]"
             chunk, size = [], 2
         chunk.append(value)

@@ -21,6 +21,7 @@ from infra.errors import ServiceError
 from infra.settings import Settings
 from replay.history import iter_transactions, label_records
 from streams.clients import make_consumer
+from streams.serde import loads_records
 
 
 def fraud_labels_between(frame: pd.DataFrame, start: pd.Timestamp,
@@ -92,7 +93,8 @@ def wait_featurized(settings: Settings, expected: int, timeout: float,
             if now - started > timeout:
                 raise ServiceError(f"only {seen} of {expected} transactions featurized "
                                    f"after {timeout:.0f}s")
-            seen += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
+            seen += sum(len(loads_records(m.value())) for m in consumer.consume(1000, 0.5)
+                        if m.error() is None)
             if now >= next_report:
                 progress(seen, now - started)
                 next_report = now + every

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         default=10_000, ge=6_000, le=300_000, description="feature worker's consumer group "
         "session: how long a killed worker's partitions wait before a restarted or other "
         "worker takes them over")
+    feature_fetch_wait_ms: int = Field(
+        default=50, ge=1, le=1500, description="longest a feature-worker fetch waits at the "
+        "broker for data; faust's fixed 1500 ms let a fetch of only idle partitions hold up "
+        "every other partition (one fetch in flight per broker)")
     feature_warm_states: int = Field(
         default=5_000, ge=0, description="decoded card states (and as many terminal states) "
         "the feature worker keeps between micro-batches instead of decoding them from its "
@@ -99,7 +103,9 @@ class Settings(BaseSettings):
     feature_offline_flush_s: float = Field(default=5.0, gt=0.0)
     faust_store: Literal["memory://", "rocksdb://", "rocksdict://"] = "memory://"
     faust_web_port: int = 16066
-    score_batch_size: int = Field(default=500, ge=1)
+    score_batch_size: int = Field(
+        default=500, ge=1, description="most featurized messages per scorer micro-batch "
+        "(each holds up to 100 transactions of one feature-worker batch)")
     score_batch_ms: int = Field(default=20, ge=1)
     consumer_group_features: str = "fraudstream-features"
     consumer_group_scorer: str = "fraudstream-scorer"

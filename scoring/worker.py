@@ -10,7 +10,6 @@ nothing is lost either.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,7 +29,7 @@ from scoring.reasons import top_reasons
 from scoring.records import BatchOutcome, alert_record, score_record
 from streams.clients import make_consumer, make_producer
 from streams.dlq import dead_letter_record, make_dead_letter
-from streams.serde import dumps
+from streams.serde import dumps, loads_records
 
 log = logging.getLogger("fraudstream.scoring.worker")
 
@@ -174,14 +173,22 @@ class Scorer:
         decoded: list[tuple[Message, dict[str, Any]]] = []
         for message in messages:
             try:
-                decoded.append((message, _decode(message.value())))
+                records = loads_records(message.value())
             except InvalidInput as exc:
-                self._dead_letter(message, exc.reason, outcome)
+                self._dead_letter(message, f"malformed featurized record: {exc.reason}", outcome)
+                continue
+            for record in records:
+                if _valid(record):
+                    decoded.append((message, record))
+                else:  # the rest of its message is scored
+                    self._dead_letter(message, "featurized record lacks transaction_id/card_id",
+                                      outcome, value=dumps(record, nan_as_null=True))
         vectors = self._read_features([r["transaction_id"] for _, r in decoded])
         ready: list[tuple[dict[str, Any], tuple[float, ...]]] = []
         for (message, record), vector in zip(decoded, vectors, strict=True):
             if vector is None:
-                self._dead_letter(message, "features unavailable in the online store", outcome)
+                self._dead_letter(message, "features unavailable in the online store", outcome,
+                                  value=dumps(record, nan_as_null=True))
             else:
                 ready.append((record, vector))
         if not ready:
@@ -287,10 +294,12 @@ class Scorer:
                 vectors[i] = v
         return vectors
 
-    def _dead_letter(self, message: Message, reason: str, outcome: BatchOutcome) -> None:
+    def _dead_letter(self, message: Message, reason: str, outcome: BatchOutcome,
+                     value: bytes | None = None) -> None:
+        """Dead-letter ``message`` (or one record of it: ``value``) with ``reason``."""
         letter = make_dead_letter(
             key=message.key(),
-            value=message.value(),
+            value=message.value() if value is None else value,
             error=reason,
             topic=message.topic() or self.settings.topic_featurized,
             partition=_or_unknown(message.partition()),
@@ -348,14 +357,9 @@ class Scorer:
         self._observe_models()
 
 
-def _decode(raw: bytes | None) -> dict[str, Any]:
-    try:
-        record = json.loads(raw or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"malformed featurized record: {exc}") from None
-    if not isinstance(record, dict) or "transaction_id" not in record or "card_id" not in record:
-        raise InvalidInput("featurized record lacks transaction_id/card_id")
-    return record
+def _valid(record: Any) -> bool:
+    return isinstance(record, dict) and isinstance(record.get("transaction_id"), str) \
+        and isinstance(record.get("card_id"), str)
 
 
 def _or_unknown(value: int | None) -> int:

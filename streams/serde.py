@@ -115,6 +115,18 @@ def loads_object(
     return data
 
 
+def loads_records(raw: bytes | bytearray | str | None, *,
+                  max_bytes: int | None = None) -> list[Any]:
+    """The records of a message holding one JSON value or a JSON array of them (the
+    feature worker forwards each micro-batch's transactions to a partition as one array).
+
+    >>> loads_records(b'[{"a":1},{"a":2}]'), loads_records(b'{"a":1}')
+    ([{'a': 1}, {'a': 2}], [{'a': 1}])
+    """
+    data = loads(raw, max_bytes=max_bytes)
+    return data if isinstance(data, list) else [data]
+
+
 def encode_key(key: str | bytes | None) -> bytes | None:
     """Message keys are UTF-8 text (``card_id``, feature name); bytes pass through."""
     if key is None or isinstance(key, bytes):

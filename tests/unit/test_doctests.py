@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.parametrize("module", ["scoring.policy", "models.metrics", "models.online",
                                     "scoring.metrics", "features.redis_layout",
                                     "features.worker", "features.merge", "features.acks",
-                                    "features.stages"])
+                                    "features.stages", "streams.serde"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

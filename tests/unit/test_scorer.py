@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field
@@ -189,6 +190,23 @@ def test_bad_records_and_missing_features_are_dead_lettered(booster: xgb.Booster
     assert any("features unavailable" in d.reason for d in dead)
     assert any("malformed" in d.reason for d in dead)
     assert scorer.stats.scored == 1 and scorer.stats.dead_lettered == 2
+
+
+def test_a_message_of_several_records_dead_letters_only_its_bad_ones(
+        booster: xgb.Booster) -> None:
+    vectors = {t: tuple([0.0] * len(FEATURE_NAMES)) for t in ("t1", "t3")}
+    records = [json.loads(_record(t)) for t in ("t1", "t2", "t3", "gone")]
+    del records[1]["card_id"]
+    batch = [FakeMessage(json.dumps(records).encode(), 7, key=b"")]
+    scorer, producer = _run(booster, vectors, [batch])
+    scores = [json.loads(v) for topic, _, v in producer.produced if topic == "scores"]
+    dead = [parse_dead_letter(v) for topic, _, v in producer.produced
+            if topic == "transactions.dlq"]
+    assert [s["transaction_id"] for s in scores] == ["t1", "t3"]
+    assert sorted((d.offset, json.loads(base64.b64decode(d.value_b64))["transaction_id"],
+                   d.reason.split(" ")[0]) for d in dead) == [
+        (7, "gone", "features"), (7, "t2", "featurized")]
+    assert scorer.stats.scored == 2 and producer.commits == 1
 
 
 def test_a_model_whose_features_cannot_be_served_is_refused(booster: xgb.Booster) -> None:

@@ -1,12 +1,13 @@
 """Benchmark of the streaming path, on this machine with the broker co-located (a command).
 
-    python -m bench.pipeline_bench [--transactions 100000] [--rate 2000] [--seconds 30]
+    python -m bench.pipeline_bench [--transactions 100000] [--rate 500,1000,2000] [--seconds 30]
 
 Measures, in one run against a local Kafka + Redis started for it:
 1. passthrough ceiling: a do-nothing confluent-kafka consume -> produce of the same records;
 2. sustained end-to-end throughput: a backlog of transactions through the feature worker and
    the scorer (first decision to last decision; start-up excluded);
-3. publish -> decision latency p50/p99 while publishing at a fixed rate;
+3. publish -> decision latency p50/p99 while publishing at fixed rates, one run per rate
+   (also after its first 5 s, and split where the feature worker hands over to the scorer);
 4. peak resident memory of the two worker processes.
 Prints the numbers and writes them to ``bench-results/pipeline.json``.
 """
@@ -19,7 +20,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from replay.history import write_history
 from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from streams.clients import make_admin, make_consumer, make_producer
+from streams.serde import loads_records
 from streams.topics import TopicSpec, ensure_topics
 
 RESULTS = Path("bench-results") / "pipeline.json"
@@ -89,38 +90,115 @@ def passthrough(settings: Settings, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def collect_scores(
-    settings: Settings, n: int, timeout: float, on_first: Callable[[], None] | None = None
-) -> list[tuple[float, dict[str, Any]]]:
-    """(arrival perf_counter, record) for ``n`` score records; ``on_first`` is called when
-    the first arrives."""
-    consumer = make_consumer(settings, f"bench-{uuid.uuid4().hex[:6]}")
-    consumer.subscribe([settings.topic_scores])
-    out: list[tuple[float, dict[str, Any]]] = []
-    deadline = time.monotonic() + timeout
-    while len(out) < n and time.monotonic() < deadline:
-        for m in consumer.consume(2000, 0.2):
-            if m.error() is None:
-                if not out and on_first is not None:
-                    on_first()
-                out.append((time.perf_counter(), json.loads(m.value() or b"{}")))
-    consumer.close()
-    return out
+class Collector:
+    """Reads ``scores`` and ``transactions.featurized`` from their ends (read_committed) in
+    the background: when each decision arrived, and when each transaction was forwarded to
+    the scorer (the featurized message's timestamp), by transaction id."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scores: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.forwarded_ms: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._read, args=(t,), daemon=True)
+                         for t in (settings.topic_scores, settings.topic_featurized)]
+        self._ready = threading.Barrier(3)
+
+    def __enter__(self) -> Collector:
+        for thread in self._threads:
+            thread.start()
+        self._ready.wait(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _read(self, topic: str) -> None:
+        consumer = make_consumer(self.settings, f"bench-{uuid.uuid4().hex[:6]}",
+                                 auto_offset_reset="latest")
+        consumer.subscribe([topic])
+        waiting = True
+        while not self._stop.is_set():
+            batch = consumer.consume(2000, 0.1)
+            if waiting and consumer.assignment():
+                waiting = False
+                self._ready.wait(60)  # assigned: what is published from now on is seen
+            for m in batch:
+                if m.error() is not None:
+                    continue
+                if topic == self.settings.topic_scores:
+                    record = json.loads(m.value() or b"{}")
+                    self.scores[record["transaction_id"]] = (time.perf_counter(), record)
+                else:
+                    for record in loads_records(m.value()):
+                        self.forwarded_ms[record["transaction_id"]] = m.timestamp()[1] - int(
+                            record["ingest_ms"])
+        consumer.close()
+
+    def wait_for(self, ids: set[str], timeout: float) -> list[tuple[float, dict[str, Any]]]:
+        """``(arrival, record)`` of the decisions of ``ids`` in arrival order, once all came
+        (or at ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(ids.intersection(self.scores)) < len(ids):
+            time.sleep(0.2)
+        return sorted((self.scores[i] for i in ids.intersection(self.scores)),
+                      key=lambda hit: hit[0])
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return {"p50": float("nan"), "p99": float("nan")}
+    return {"p50": round(float(np.percentile(values, 50)), 1),
+            "p99": round(float(np.percentile(values, 99)), 1)}
+
+
+def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame, rate: float,
+                  path: Path, pids: dict[str, int | None]) -> dict[str, Any]:
+    """Publish ``frame`` at ``rate`` tx/s; publish -> decision latency of its transactions,
+    split at the hand-over to the scorer, and each process's CPU per transaction."""
+    ids = set(frame["transaction_id"])
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    started = time.perf_counter()
+    publish_history(write_history(frame, path), settings, max_rate=rate, progress=None)
+    got = collector.wait_for(ids, timeout=600)
+    cpu = {name: round((cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
+           for name, pid in pids.items()}
+    latency = np.array([r["latency_ms"] for _, r in got], dtype=float)
+    features = np.array([collector.forwarded_ms.get(r["transaction_id"], np.nan)
+                         for _, r in got], dtype=float)
+    late = np.array([t - started for t, _ in got])
+    steady = latency[late >= late.min() + 5.0] if late.size else latency  # after 5 s
+    return {"rate": rate, "published": len(ids), "decided": len(got),
+            **percentiles(latency), "after_5s": percentiles(steady),
+            "to_scorer": percentiles(features), "in_scorer": percentiles(latency - features),
+            "cpu_ms_per_tx": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=100_000)
-    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--rate", default="500,1000,2000",
+                        help="publish rates (tx/s) of the latency runs, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {"transactions": args.transactions, "rate": args.rate}
-    customers = max(2000, args.transactions // 12)
+    rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
+    results: dict[str, Any] = {"transactions": args.transactions, "rates": rates}
+    needed = args.transactions + sum(int(rate * args.seconds) for rate in rates)
+    customers = max(2000, needed // 11)  # ~12 transactions per card in the 7 live days
     frame = simulate(SimulationConfig(n_customers=customers, n_terminals=1500, days=21, seed=3))
     history = frame[frame["event_time"] < frame["event_time"].min() + pd.Timedelta(days=14)]
     live = frame[frame["event_time"] >= frame["event_time"].min() + pd.Timedelta(days=14)]
-    backlog, paced = live.head(args.transactions), live.iloc[args.transactions :]
-    paced = paced.head(int(args.rate * args.seconds))
+    backlog, rest = live.head(args.transactions), live.iloc[args.transactions :]
+    paced, at = [], 0
+    for rate in rates:
+        paced.append(rest.iloc[at : at + int(rate * args.seconds)])
+        at += int(rate * args.seconds)
+    if at > len(rest):
+        raise SystemExit(f"the simulated stream has {len(rest)} transactions after the "
+                         f"backlog; the latency runs need {at}: fewer --seconds or rates")
     with running_services() as base:
         settings = base.model_copy(update={"state_dir": base.state_dir / "bench"})
         work = settings.state_dir
@@ -132,18 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         results["passthrough_per_s"] = round(passthrough(settings, len(backlog)))
         print(f"passthrough ceiling: {results['passthrough_per_s']:,} msg/s", flush=True)
 
+        collector = Collector(settings).__enter__()
         workers = [
             WorkerProcess("features", ["features", "worker"], settings).start(),
             WorkerProcess("scorer", ["score", "worker"], settings).start(),
         ]
         pids = {w.name: w.pid for w in workers} | service_pids(base)
-        cpu_before: dict[str, float] = {}
-
-        def sample() -> None:
-            cpu_before.update({name: cpu_s(pid) for name, pid in pids.items()})
-
         try:
-            got = collect_scores(settings, len(backlog), timeout=900, on_first=sample)
+            backlog_ids = set(backlog["transaction_id"])
+            while not collector.scores:  # CPU is counted from the first decision
+                time.sleep(0.05)
+            cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+            got = collector.wait_for(backlog_ids, timeout=900)
             if len(got) < len(backlog):
                 raise SystemExit(f"only {len(got)} of {len(backlog)} decisions arrived")
             # CPU per decision of each process, from the first decision to the last
@@ -162,37 +240,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"({results['share_of_passthrough']:.0%} of passthrough)",
                 flush=True,
             )
-
-            collected: list[tuple[float, dict[str, Any]]] = []
-            reader = threading.Thread(
-                target=lambda: collected.extend(collect_scores(settings, len(paced), 600)),
-                daemon=True,
-            )
-            reader.start()
-            publish_history(
-                write_history(paced, work / "paced.parquet"),
-                settings,
-                max_rate=args.rate,
-                progress=None,
-            )
-            reader.join(timeout=300)
-            latency = np.array([r["latency_ms"] for _, r in collected], dtype=float)
-            results["latency_ms"] = {
-                "at_rate": args.rate,
-                "n": int(latency.size),
-                "p50": float(np.percentile(latency, 50)),
-                "p99": float(np.percentile(latency, 99)),
-            }
-            print(
-                f"latency at {args.rate:.0f} tx/s: p50 {results['latency_ms']['p50']:.0f} ms, "
-                f"p99 {results['latency_ms']['p99']:.0f} ms (n={latency.size})",
-                flush=True,
-            )
+            results["latency_ms"] = []
+            for rate, frame_at_rate in zip(rates, paced, strict=True):
+                run = paced_latency(settings, collector, frame_at_rate, rate,
+                                    work / f"paced-{rate:.0f}.parquet", pids)
+                results["latency_ms"].append(run)
+                print(f"latency at {rate:.0f} tx/s ({run['decided']} of {run['published']}): "
+                      f"p50 {run['p50']:.0f} ms, p99 {run['p99']:.0f} ms; after 5 s p50 "
+                      f"{run['after_5s']['p50']:.0f} / p99 {run['after_5s']['p99']:.0f} ms; "
+                      f"to the scorer p50 {run['to_scorer']['p50']:.0f} ms, in the scorer p50 "
+                      f"{run['in_scorer']['p50']:.0f} ms; CPU ms/tx {run['cpu_ms_per_tx']}",
+                      flush=True)
             results["peak_rss_mb"] = {w.name: round(rss_mb(w.pid), 1) for w in workers}
             print(f"worker peak memory (MB): {results['peak_rss_mb']}", flush=True)
         finally:
             for w in workers:
                 w.stop()
+            collector.__exit__()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"wrote {RESULTS}")

@@ -16,6 +16,7 @@ messages; :mod:`features.worker` does the Kafka and Feast I/O.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -123,6 +124,58 @@ class WarmStates:
         return len(self._states)
 
 
+def encode_terminal(state: TerminalState) -> tuple[bytes, bytes]:
+    """``(stored, served)`` JSON of a terminal state: the same bytes for both."""
+    encoded = dumps(state.to_dict())
+    return encoded, encoded
+
+
+class ChangedStates:
+    """A stage's entity states: the ones changed in the current micro-batch, over its warm
+    states, over its table. :meth:`snapshots` encodes the changed ones once (the served
+    bytes go to the REST API); :meth:`flush` writes the stored bytes to the table and keeps
+    the states warm."""
+
+    def __init__(self, table: StateStore, warm: WarmStates,
+                 load: Callable[[dict[str, Any]], Any],
+                 encode: Callable[[Any], tuple[bytes, bytes]]) -> None:
+        self.table, self.warm, self.load, self.encode = table, warm, load, encode
+        self._changed: dict[str, tuple[Any, Any, int]] = {}  # key -> (state, handle, partition)
+        self._stored: dict[str, bytes] = {}  # encoded by :meth:`snapshots`
+
+    def get(self, key: str, handle: Any) -> Any:
+        """The latest state of ``key``, or None for an entity never seen."""
+        hit = self._changed.get(key)
+        if hit is not None:
+            return hit[0]
+        state = self.warm.get(key)
+        if state is not None:
+            return state
+        raw = self.table.get(key, handle)
+        return self.load(decode(raw)) if raw else None
+
+    def changed(self, key: str, state: Any, handle: Any, partition: int) -> None:
+        """``state`` is now ``key``'s, on behalf of ``handle`` (a message of ``partition``)."""
+        self._changed[key] = (state, handle, partition)
+
+    def snapshots(self) -> list[tuple[str, bytes]]:
+        """``(key, served JSON)`` of the states changed since the last flush."""
+        out = []
+        for key, (state, _, _) in self._changed.items():
+            self._stored[key], served = self.encode(state)
+            out.append((key, served))
+        return out
+
+    def flush(self) -> None:
+        """Write the changed states to the table (one per entity) and keep them warm."""
+        for key, (state, handle, partition) in self._changed.items():
+            stored = self._stored.get(key) or self.encode(state)[0]
+            self.table.put(key, stored, handle)
+            self.warm.keep(key, state, partition)
+        self._changed.clear()
+        self._stored.clear()
+
+
 def txn_source(partition: int) -> str:
     return f"t{partition}"
 
@@ -144,37 +197,22 @@ class CardStage:
     label_wm: dict[int, int] = field(default_factory=dict)
     pending: dict[int, deque[tuple[Label, Any]]] = field(default_factory=dict)
     warm: WarmStates = field(default_factory=WarmStates)
-    _cache: dict[str, tuple[CardState, Any, int]] = field(default_factory=dict)
-    _encoded: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.states = ChangedStates(self.table, self.warm, CardState.from_dict, encode_card)
 
     def _state(self, card_id: str, handle: Any) -> CardState | None:
-        hit = self._cache.get(card_id)
-        if hit is not None:
-            return hit[0]
-        state = self.warm.get(card_id)
-        if state is not None:
-            return cast(CardState, state)
-        raw = self.table.get(card_id, handle)
-        return CardState.from_dict(decode(raw)) if raw else None
+        return cast(CardState | None, self.states.get(card_id, handle))
 
     def snapshots(self) -> list[tuple[str, bytes]]:
         """``(card_id, JSON)`` of the states changed since the last flush, as the REST API
         reads them (:func:`encode_card`); :meth:`flush` then persists them without encoding
         them again."""
-        out = []
-        for card_id, (state, _, _) in self._cache.items():
-            self._encoded[card_id], served = encode_card(state)
-            out.append((card_id, served))
-        return out
+        return self.states.snapshots()
 
     def flush(self) -> None:
         """Write the states changed since the last flush back to the table (one per card)."""
-        for card_id, (state, handle, partition) in self._cache.items():
-            stored = self._encoded.get(card_id) or encode_card(state)[0]
-            self.table.put(card_id, stored, handle)
-            self.warm.keep(card_id, state, partition)
-        self._cache.clear()
-        self._encoded.clear()
+        self.states.flush()
 
     def forget(self, partition: int) -> None:
         """Drop the decoded states of a card partition this worker no longer owns."""
@@ -199,7 +237,7 @@ class CardStage:
         state, feats = card_update(state, event)
         if offset is not None:
             state.source = [partition, offset]
-        self._cache[event.card_id] = (state, handle, partition)
+        self.states.changed(event.card_id, state, handle, partition)
         if feats is None:
             return None
         term = terminal_key(event.terminal_id, event.merchant_id)
@@ -272,8 +310,10 @@ class TerminalStage:
     partitions: int
     mergers: dict[int, Merger] = field(default_factory=dict)
     warm: WarmStates = field(default_factory=WarmStates)
-    _cache: dict[str, tuple[TerminalState, Any, int]] = field(default_factory=dict)
-    _encoded: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.states = ChangedStates(self.table, self.warm, TerminalState.from_dict,
+                                    encode_terminal)
 
     def receive(self, partition: int, value: dict[str, Any], handle: Any) -> bool:
         """Take one repartition message; True when ``handle`` is now held in the buffer."""
@@ -291,29 +331,19 @@ class TerminalStage:
         merger = self.mergers.get(partition)
         return [self._apply(v, h, partition) for v, h in merger.release()] if merger else []
 
-    def _state(self, term: str, handle: Any) -> TerminalState | None:
-        hit = self._cache.get(term)
-        if hit is not None:
-            return hit[0]
-        state = self.warm.get(term)
-        if state is not None:
-            return cast(TerminalState, state)
-        raw = self.table.get(term, handle)
-        return TerminalState.from_dict(decode(raw)) if raw else None
-
     def _apply(self, value: dict[str, Any], handle: Any,
                partition: int) -> tuple[Released | None, Any]:
         term = str(value["term"])
-        state = self._state(term, handle)
+        state = cast(TerminalState | None, self.states.get(term, handle))
         if value["k"] == LABEL:
             label = LabelEvent(str(value["id"]), term, int(value["e"]), int(value["t"]),
                                bool(value["f"]))
-            self._cache[term] = (terminal_label(state, label), handle, partition)
+            self.states.changed(term, terminal_label(state, label), handle, partition)
             return None, handle
         record = value["rec"]
         state, feats = terminal_update(state, str(value["id"]), int(value["t"]),
                                        float(record["amount"]))
-        self._cache[term] = (state, handle, partition)
+        self.states.changed(term, state, handle, partition)
         late = feats is None
         full = tuple(value["cf"]) + (terminal_peek(state) if feats is None else feats)
         return Released(str(value["id"]), str(record["card_id"]), term, int(value["t"]),
@@ -322,20 +352,11 @@ class TerminalStage:
     def snapshots(self) -> list[tuple[str, bytes]]:
         """``(terminal key, JSON)`` of the states changed since the last flush (the same
         bytes go to the REST API's snapshot and, on :meth:`flush`, to the table)."""
-        out = []
-        for term, (state, _, _) in self._cache.items():
-            self._encoded[term] = encoded = dumps(state.to_dict())
-            out.append((term, encoded))
-        return out
+        return self.states.snapshots()
 
     def flush(self) -> None:
         """As :meth:`CardStage.flush`, for terminal states."""
-        for term, (state, handle, partition) in self._cache.items():
-            stored = self._encoded.get(term) or dumps(state.to_dict())
-            self.table.put(term, stored, handle)
-            self.warm.keep(term, state, partition)
-        self._cache.clear()
-        self._encoded.clear()
+        self.states.flush()
 
     def revoke(self, partition: int) -> list[Any]:
         self.warm.forget(partition)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.features_bench import process_cpu_s
 from infra.bootstrap import bootstrap
 from infra.services import SERVICES
 from infra.services.lifecycle import owned_record
@@ -52,15 +52,6 @@ def rss_mb(pid: int | None) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of ``pid`` so far (NaN when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def service_pids(settings: Settings) -> dict[str, int]:
@@ -160,11 +151,11 @@ def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame,
     """Publish ``frame`` at ``rate`` tx/s; publish -> decision latency of its transactions,
     split at the hand-over to the scorer, and each process's CPU per transaction."""
     ids = set(frame["transaction_id"])
-    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    before = {name: process_cpu_s(pid) for name, pid in pids.items()}
     started = time.perf_counter()
     publish_history(write_history(frame, path), settings, max_rate=rate, progress=None)
     got = collector.wait_for(ids, timeout=600)
-    cpu = {name: round((cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
+    cpu = {name: round((process_cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
            for name, pid in pids.items()}
     latency = np.array([r["latency_ms"] for _, r in got], dtype=float)
     features = np.array([collector.forwarded_ms.get(r["transaction_id"], np.nan)
@@ -220,13 +211,13 @@ def main(argv: list[str] | None = None) -> int:
             backlog_ids = set(backlog["transaction_id"])
             while not collector.scores:  # CPU is counted from the first decision
                 time.sleep(0.05)
-            cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+            cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
             got = collector.wait_for(backlog_ids, timeout=900)
             if len(got) < len(backlog):
                 raise SystemExit(f"only {len(got)} of {len(backlog)} decisions arrived")
             # CPU per decision of each process, from the first decision to the last
             results["cpu_ms_per_tx"] = {
-                name: round((cpu_s(pid) - cpu_before[name]) * 1000 / (len(got) - 1), 4)
+                name: round((process_cpu_s(pid) - cpu_before[name]) * 1000 / (len(got) - 1), 4)
                 for name, pid in pids.items()
             }
             print(f"CPU per decision (ms): {results['cpu_ms_per_tx']}", flush=True)

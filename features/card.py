@@ -241,3 +241,17 @@ def card_update(state: CardState | None, event: Event) -> tuple[CardState, Featu
     if len(state.recent) > DEDUP_SIZE:
         del state.recent[0]
     return state, features
+
+
+def card_label(state: CardState, transaction_id: str, label_ms: int, fraud: bool) -> CardState:
+    """Fold a label of one of the card's transactions, known at ``label_ms``, into its state.
+
+    The hook for label-aware card features (the card's own matured fraud history). It is
+    applied, online and offline, at the same point as the terminal's label item: once the
+    card has folded in every transaction before ``label_ms`` (see
+    :meth:`features.core.FeatureCore.run`), so T's card features see exactly the labels with
+    ``label_ms < T.event_ms``. Idempotent per (transaction, verdict); returns ``state``.
+    No card feature reads labels yet: the state is returned unchanged.
+    """
+    return state
+

@@ -30,6 +30,7 @@ from features.card import (
     CardState,
     Event,
     Features,
+    card_label,
     card_update,
     terminal_key,
 )
@@ -51,7 +52,7 @@ INF = float("inf")
 __all__ = [
     "CARD_FEATURE_NAMES", "DAY_MS", "FEATURE_NAMES", "HOUR_MS", "LABEL", "N_CARD",
     "NO_PREVIOUS_SECONDS", "TERMINAL_FEATURE_NAMES", "TRANSACTION", "CardState", "Event",
-    "FeatureCore", "Features", "Label", "LabelEvent", "TerminalState", "card_update",
+    "FeatureCore", "Features", "Label", "LabelEvent", "TerminalState", "card_label", "card_update",
     "item_order", "terminal_key", "terminal_label", "terminal_update",
 ]
 
@@ -86,11 +87,13 @@ class FeatureCore:
                 yield event, feats
 
     def resolve(self, label: Label) -> LabelEvent | None:
-        """The terminal item of a label, or None when its transaction is unknown."""
+        """Apply a label to its card (:func:`~features.card.card_label`) and return its
+        terminal item, or None when its transaction is unknown to the card."""
         state = self.cards.get(label.card_id)
         hit = state.transaction_terminal(label.transaction_id) if state else None
-        if hit is None:
+        if state is None or hit is None:
             return None
+        card_label(state, label.transaction_id, label.label_ms, label.fraud)
         return LabelEvent(label.transaction_id, hit[0], hit[1], label.label_ms, label.fraud)
 
     def run(self, events: Iterable[Event], labels: Iterable[Label]) -> dict[str, Features]:

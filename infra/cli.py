@@ -212,6 +212,13 @@ def _drift_monitor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.monitor import run_monitor
+
+    run_monitor(settings)
+    return 0
+
+
 def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.tail import tail_alerts
 
@@ -318,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
     add("api", _api, "serve the REST API (FRAUDSTREAM_API_HOST/PORT/KEY)")
+    add("monitor", _monitor, "export consumer lag and live precision/recall on matured labels")
     add("learner", _learner, "run the River online learner (scores + labels -> snapshots)")
     p = add("demo", _demo, "end to end on simulated data with the closed loop (drift, labels, "
             "retrain, promotion), in a few minutes")
@@ -339,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fraudstream: error: invalid settings (FRAUDSTREAM_* variables):\n"
               f"{settings_errors(exc)}", file=sys.stderr)
         return 2
+    from infra.logging_setup import configure_logging
+
+    configure_logging(settings.log_format, args.verbose)
     try:
         return int(args.handler(args, settings))
     except FraudstreamError as exc:

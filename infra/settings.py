@@ -203,6 +203,25 @@ class Settings(BaseSettings):
     online_keep_snapshots: int = Field(default=5, ge=1)
     learner_metrics_port: int = Field(default=18081, ge=0, le=65535, description="0 = off")
 
+    # -- operations: logs, the monitor process (see docs/operations.md) -------------------
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one object per line (topic[partition]@offset, "
+        "transaction_id where known); text: human-readable")
+    monitor_metrics_port: int = Field(default=18084, ge=0, le=65535, description="0 = off")
+    monitor_lag_groups: tuple[str, ...] = Field(
+        default=(), description="consumer groups whose lag the monitor exports; empty = the "
+        "groups of the features, scorer, learner and drift workers")
+    monitor_lag_timeout_s: float = Field(default=5.0, gt=0.0, le=30.0)
+    consumer_group_quality: str = "fraudstream-quality"
+    quality_window: int = Field(
+        default=20_000, ge=100, description="matured decisions in the rolling window of live "
+        "precision/recall")
+    quality_capacity: int = Field(
+        default=500_000, ge=100, description="decisions held while their labels mature")
+    quality_sample_rate: float = Field(
+        default=1.0, gt=0.0, le=1.0, description="share of decisions tracked (by id hash); "
+        "ratios stay unbiased, lower it when rate x maturity exceeds the capacity")
+
     # -- training -----------------------------------------------------------------------
     xgb_nthread: int = Field(default=1, ge=1)
     seed: int = 7

@@ -56,7 +56,7 @@ def test_window_rolls_capacity_evicts_and_late_labels_are_counted() -> None:
     t.add_label("nobody", True)
     assert t.counts["late_labels"] == 1 and t.counts["unmatched_labels"] == 1
     for i in range(20):
-        t.add_decision(f"y{i}", 0.5, alerted=False, event_ms=10 * DAY + i)
+        t.add_decision(f"y{i}", 0.5, alerted=False, event_ms=(3 + i) * DAY)
     assert len(t.window) == 10
 
 

@@ -1,0 +1,243 @@
+"""A real Prometheus scrapes the running workers; every dashboard query and every selector
+of every rule returns series.
+
+The workers are started through :mod:`infra.workers` as the other integration tests do, on a
+small simulated pipeline (topics, Feast, a champion), with transactions, labels, a bad
+record and a few API calls flowing so that each metric has samples. Prometheus (the Debian
+binary) runs on a free port with a config generated here, the project's rule files loaded,
+1 s scrapes. A missing ``prometheus`` binary skips the test outside CI and fails it in CI.
+
+The stage's processes and scrape job are named in ``STAGE`` below and its metric names in
+``infra/deploy/prometheus/rules/stage.rules.yml``: the two places to adjust when the stream
+stage changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from infra.settings import Settings
+from infra.workers import WorkerProcess
+from replay.history import iter_transactions, label_records
+from replay.simulator import SimulationConfig, simulate
+from streams.clients import make_producer
+from streams.producer import TransactionProducer
+from tests.deploy_tools import DEPLOY, tool
+from tests.integration.deployed import drain, prepare, split_days
+from tests.unit.test_deploy_grafana import dashboard_queries
+
+RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+
+# The stream stage: scrape job -> (process name, CLI args, settings field of its port).
+# Today the feature worker (no /metrics) feeds the scorer; the transactional stage that
+# replaces both takes this one entry (and FEATURE_HELPERS becomes empty).
+STAGE: dict[str, tuple[str, list[str], str]] = {
+    "fraudstream-stage": ("scorer", ["score", "worker"], "scorer_metrics_port"),
+}
+FEATURE_HELPERS: dict[str, list[str]] = {"features": ["features", "worker"]}
+OTHERS: dict[str, tuple[str, list[str], str]] = {
+    "fraudstream-learner": ("learner", ["learner"], "learner_metrics_port"),
+    "fraudstream-drift": ("drift", ["drift", "monitor"], "drift_metrics_port"),
+    "fraudstream-monitor": ("monitor", ["monitor"], "monitor_metrics_port"),
+    "fraudstream-api": ("api", ["api"], "api_port"),
+}
+# Selectors that match only when something fails (a 5xx, a model that did not load): a
+# healthy run has no such series, so for these the metric's metadata (HELP/TYPE served by
+# the worker) must be known to Prometheus instead.
+FAILURE_ONLY = {
+    'fraudstream_http_requests_total{status=~"5.."}',
+    'fraudstream_errors_total{reason="model"}',
+}
+SELECTOR = re.compile(r'\b(up|fraudstream[a-zA-Z0-9_:]*)(\{[^}]*\})?')
+N_TRANSACTIONS = 800
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rule_selectors() -> set[str]:
+    """Every vector selector of every rule expression (alerts and recording rules)."""
+    found: set[str] = set()
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                for name, braces in SELECTOR.findall(str(rule["expr"])):
+                    found.add(name + braces)
+    return found
+
+
+@pytest.fixture
+def ops_settings(settings: Settings) -> Settings:
+    ports = {field: _free_port() for _, _, field in [*STAGE.values(), *OTHERS.values()]}
+    return settings.model_copy(update={
+        **ports,
+        "topic_transactions": "transactions",  # the name the NoDecisions alert selects
+        "feast_project": f"ops_{uuid.uuid4().hex[:8]}",
+        "metrics_host": "127.0.0.1",
+        "api_key": SecretStr("ops-test-key"),
+        "drift_window": "count", "drift_window_rows": 250, "drift_min_rows": 100,
+        "online_snapshot_seconds": 2.0, "online_negative_rate": 1.0,
+        "monitor_lag_timeout_s": 1.5,
+    })
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return simulate(SimulationConfig(n_customers=400, n_terminals=200, days=24, seed=11))
+
+
+@pytest.fixture
+def workers(ops_settings: Settings, frame: pd.DataFrame,
+            tmp_path: Path) -> Iterator[dict[str, tuple[WorkerProcess, int]]]:
+    """Every worker with its scrape job and port (the feature helper has no port)."""
+    prepare(ops_settings, split_days(frame, 20)[0], tmp_path)
+    procs: dict[str, tuple[WorkerProcess, int]] = {}
+    try:
+        for name, args in FEATURE_HELPERS.items():
+            procs[name] = (WorkerProcess(name, args, ops_settings).start(), 0)
+        for job, (name, args, field) in {**STAGE, **OTHERS}.items():
+            procs[job] = (WorkerProcess(name, args, ops_settings).start(),
+                          int(getattr(ops_settings, field)))
+        yield procs
+    finally:
+        for proc, _ in procs.values():
+            proc.stop()
+
+
+@pytest.fixture
+def prometheus(workers: dict[str, tuple[WorkerProcess, int]],
+               tmp_path: Path) -> Iterator[str]:
+    """A Prometheus server scraping every worker; yields its base URL; stopped by PID."""
+    binary = tool("prometheus")
+    port = _free_port()
+    config = {
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s",
+                   "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in RULES],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port_}"]}]}
+            for job, (_, port_) in workers.items() if port_
+        ],
+    }
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def _query(base: str, promql: str) -> list[dict[str, Any]]:
+    body = httpx.get(f"{base}/api/v1/query", params={"query": promql}, timeout=10).json()
+    assert body["status"] == "success", (promql, body)
+    return list(body["data"]["result"])
+
+
+def _metadata(base: str, metric: str) -> list[Any]:
+    body = httpx.get(f"{base}/api/v1/metadata", params={"metric": metric}, timeout=10).json()
+    return list(body["data"].get(metric, []))
+
+
+def _traffic(s: Settings, frame: pd.DataFrame) -> None:
+    """Transactions, a bad record on each input, labels once scored, API calls."""
+    live = split_days(frame, 20)[1].head(N_TRANSACTIONS)
+    with TransactionProducer(s) as producer:
+        for record in iter_transactions(live):
+            producer.send(record)
+        producer.send_raw("bad-json", b'{"transaction_id": ')
+    producer_raw = make_producer(s)
+    producer_raw.produce(s.topic_featurized, key=b"bad", value=b"not json")  # stage's DLQ
+    producer_raw.flush(30)
+    scores = drain(s, s.topic_scores, len(live), timeout=300, settle=2)
+    assert len(scores) >= len(live) // 2, f"only {len(scores)} of {len(live)} scored"
+    for label in label_records(live, include_genuine=True):
+        producer_raw.produce(s.topic_labels, key=str(label["card_id"]).encode(),
+                             value=json.dumps(label).encode())
+    producer_raw.flush(30)
+    api = f"http://127.0.0.1:{s.api_port}"
+    one = next(iter_transactions(live.tail(1)))
+    with httpx.Client(base_url=api, timeout=10) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        ok = client.post("/v1/score", json={**one, "transaction_id": "ops-api-1"},
+                         headers={"X-API-Key": "ops-test-key"})
+        assert ok.status_code == 200, ok.text
+        denied = client.post("/v1/labels", json={"transaction_id": "x", "label": "fraud"},
+                             headers={"X-API-Key": "wrong"})
+        assert denied.status_code == 401
+
+
+def test_every_dashboard_query_and_rule_selector_returns_series(
+    ops_settings: Settings, frame: pd.DataFrame,
+    workers: dict[str, tuple[WorkerProcess, int]], prometheus: str,
+) -> None:
+    _traffic(ops_settings, frame)
+    queries = {q for _, q in dashboard_queries()}
+    selectors = rule_selectors() - FAILURE_ONLY
+    assert len(queries) >= 20 and len(selectors) >= 15
+    missing: set[str] = queries | selectors
+    deadline = time.monotonic() + 180
+    while missing and time.monotonic() < deadline:
+        missing = {q for q in missing if not _query(prometheus, q)}
+        time.sleep(2)
+    logs = "\n".join(f"--- {n}:\n{p.log_tail(15)}" for n, (p, _) in workers.items())
+    assert not missing, "no series for:\n  " + "\n  ".join(sorted(missing)) + f"\n{logs}"
+    for selector in FAILURE_ONLY:
+        name = selector.split("{")[0]
+        assert _metadata(prometheus, name), f"{name} unknown to Prometheus"
+
+    up = {r["metric"]["job"]: r["value"][1] for r in _query(prometheus, "up")}
+    assert up == {job: "1" for job in up} and set(up) == {*STAGE, *OTHERS}
+    window = float(_query(prometheus, "fraudstream_live_window_decisions")[0]["value"][1])
+    assert window > 0, "no matured decision reached the live quality window"
+    lag_groups = {r["metric"]["group"] for r in
+                  _query(prometheus, "fraudstream_consumer_lag_messages")}
+    assert ops_settings.consumer_group_scorer in lag_groups
+    for name, promql in {
+        "decisions/s": "sum(fraudstream:stage_decisions:rate1m)",
+        "p99 publish->decision s": "fraudstream:stage_publish_to_decision_seconds:p99_5m",
+        "lag (all groups)": "sum(fraudstream_consumer_lag_messages)",
+        "live precision@budget": "fraudstream_live_precision_at_budget_ratio",
+        "live recall@budget": "fraudstream_live_recall_at_budget_ratio",
+        "matured window": "fraudstream_live_window_decisions",
+    }.items():
+        print(f"{name}: {_query(prometheus, promql)[0]['value'][1]}")

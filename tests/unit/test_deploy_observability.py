@@ -189,3 +189,49 @@ def test_configure_logging_text_is_default_and_json_switches() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+class _Done:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def result(self, timeout: float | None = None) -> object:
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+class _FakeAdmin:
+    """Offsets of one group (g) on topic t; group ``broken`` fails like a down broker."""
+
+    def list_consumer_group_offsets(self, request: list[object], **_: object) -> dict:  # type: ignore[type-arg]
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+
+        group = request[0].group_id  # type: ignore[attr-defined]
+        if group == "broken":
+            return {group: _Done(KafkaException("broker down"))}
+        parts = [TopicPartition("t", 0, 40), TopicPartition("t", 1, -1001)]
+        return {group: _Done(ConsumerGroupTopicPartitions(group, parts))}
+
+    def list_offsets(self, wanted: dict, **kw: object) -> dict:  # type: ignore[type-arg]
+        from types import SimpleNamespace
+
+        latest = type(next(iter(wanted.values()))).__name__ == "LatestSpec"
+        ends = {0: 100, 1: 30} if latest else {0: 0, 1: 10}
+        return {tp: _Done(SimpleNamespace(offset=ends[tp.partition])) for tp in wanted}
+
+
+def test_lag_collector_exports_per_partition_and_survives_a_failing_group() -> None:
+    from infra.kafka_lag import ConsumerLagCollector
+
+    registry = CollectorRegistry()
+    collector = ConsumerLagCollector(_FakeAdmin(), ["g", "broken"], 1.0)  # type: ignore[arg-type]
+    registry.register(collector)
+    get = registry.get_sample_value
+    labels = {"group": "g", "topic": "t"}
+    assert get("fraudstream_consumer_lag_messages", {**labels, "partition": "0"}) == 60
+    assert get("fraudstream_consumer_lag_messages", {**labels, "partition": "1"}) == 20
+    assert get("fraudstream_kafka_topic_end_offset", {"topic": "t", "partition": "0"}) == 100
+    assert get("fraudstream_consumer_lag_up", {"group": "g"}) == 1
+    assert get("fraudstream_consumer_lag_up", {"group": "broken"}) == 0
+    assert get("fraudstream_consumer_lag_errors_total") >= 1

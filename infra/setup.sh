@@ -40,6 +40,7 @@ fi
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 HELM_BIN=${FRAUDSTREAM_TOOLS:-$HOME/.cache/fraudstream/bin}
 if [ ! -x "$HELM_BIN/helm" ] || ! "$HELM_BIN/helm" version --short 2>/dev/null | grep -q "^${HELM_VERSION%.*}"; then
+  [ -x /usr/local/go/bin/go ] && PATH="$PATH:/usr/local/go/bin"
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: installing golang-go to build helm"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

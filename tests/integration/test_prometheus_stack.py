@@ -241,3 +241,10 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
         "matured window": "fraudstream_live_window_decisions",
     }.items():
         print(f"{name}: {_query(prometheus, promql)[0]['value'][1]}")
+    wanted = re.compile(r"^fraudstream_(consumer_lag_messages|live_|publish_to_decision_"
+                        r"seconds_(count|sum))")
+    for job, (_, port) in workers.items():
+        if port and job != "fraudstream-api":
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            lines = [line for line in text.splitlines() if wanted.match(line)]
+            print(f"--- curl {job} /metrics (excerpt)\n" + "\n".join(lines[:12]))

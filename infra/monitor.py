@@ -1,8 +1,9 @@
 """The monitor process (``fraudstream monitor``): consumer lag and live detection quality.
 
 One small process per deployment that watches the pipeline from outside the stream workers:
-consumer lag of every worker's group (:mod:`infra.kafka_lag`, read at scrape time) and
-precision/recall at the alert budget on matured labels (:mod:`models.quality_monitor`). It
+consumer lag of every worker's group (:mod:`infra.kafka_lag`, read at scrape time),
+precision/recall at the alert budget on matured labels (:mod:`models.quality_monitor`) and
+retrain triggers and promotions from the audit logs (:class:`models.ops_metrics.AuditCollector`). It
 serves both on ``/metrics`` of ``monitor_metrics_port`` with ``/healthz`` and ``/readyz``
 (ready once its consumer is assigned partitions). Runs until SIGTERM/SIGINT.
 """
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from infra.kafka_lag import ConsumerLagCollector
 from infra.metrics_http import serve_metrics
 from infra.settings import Settings
-from models.ops_metrics import QualityMetrics
+from models.ops_metrics import AuditCollector, QualityMetrics
 from models.quality_monitor import QualityMonitor
 
 
@@ -34,9 +35,12 @@ def lag_groups(settings: Settings) -> tuple[str, ...]:
 def build_registry(settings: Settings) -> tuple[CollectorRegistry, QualityMetrics]:
     from streams.clients import make_admin
 
+    audit = settings.state_dir / "audit"
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ConsumerLagCollector(
         make_admin(settings), lag_groups(settings), settings.monitor_lag_timeout_s))
+    registry.register(AuditCollector(audit / "retrain_triggers.jsonl",
+                                     audit / "model_aliases.jsonl"))
     return registry, QualityMetrics(registry)
 
 

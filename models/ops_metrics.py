@@ -12,7 +12,15 @@ words, never ids).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from models.live_quality import Quality, QualityTracker
 
@@ -79,40 +87,72 @@ class QualityMetrics:
         return q
 
 
-RETRAIN_OUTCOMES = ("quiet", "suppressed", "fired")
-PROMOTION_OUTCOMES = ("promoted", "rejected")
+TRIGGER_OUTCOMES = ("fired", "suppressed")
 
 
-class RetrainMetrics:
-    """Counters of the retrainer's checks, triggers and promotions.
+class AuditCollector(Collector):
+    """Retrain triggers and alias moves, counted from the audit logs at scrape time.
 
-    The retrainer runs inside a long-lived loop (the demo's, or a scheduled job); a job that
-    exits should write them with ``prometheus_client.write_to_textfile`` for a node
-    exporter's textfile collector, or push them to a Pushgateway.
+    The retrainer runs wherever it is scheduled (the demo's loop, a CronJob, an operator's
+    ``fraudstream retrain``) and may exit before any scrape; its audit logs
+    (``state_dir/audit/retrain_triggers.jsonl``, ``model_aliases.jsonl``, append-only) are
+    the durable record, so the monitor, which shares the state volume, exports them:
+
+    - ``fraudstream_retrain_triggers_total{outcome}``: checks that fired or were suppressed;
+    - ``fraudstream_retrain_trigger_reasons_total{reason}``: drift, decay, volume, schedule;
+    - ``fraudstream_model_alias_moves_total{alias}``: champion moves are promotions;
+    - ``fraudstream_model_alias_moved_timestamp_seconds{alias}``: when it last moved.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.checks = Counter("retrain_checks", "Retrain trigger checks by outcome (quiet, "
-                              "suppressed, fired).", ["outcome"], namespace=NS, registry=r)
-        self.reasons = Counter("retrain_trigger_reasons", "Trigger reasons met (drift, decay, "
-                               "volume, schedule).", ["reason"], namespace=NS, registry=r)
-        self.promotions = Counter("promotions", "Challenger evaluations by outcome "
-                                  "(promoted, rejected).", ["outcome"], namespace=NS,
-                                  registry=r)
-        self.last_retrain = Gauge("retrain_last_timestamp_seconds", "Wall time of the last "
-                                  "challenger trained.", namespace=NS, registry=r)
-        for outcome in RETRAIN_OUTCOMES:
-            self.checks.labels(outcome=outcome)
-        for outcome in PROMOTION_OUTCOMES:
-            self.promotions.labels(outcome=outcome)
+    def __init__(self, triggers: Path, aliases: Path) -> None:
+        self.triggers = triggers
+        self.aliases = aliases
 
-    def record_check(self, fired: bool, suppressed: bool, reasons: tuple[str, ...]) -> None:
-        self.checks.labels(outcome="fired" if fired else "suppressed" if suppressed
-                           else "quiet").inc()
-        for reason in reasons:
-            self.reasons.labels(reason=reason).inc()
+    @staticmethod
+    def _lines(path: Path) -> list[dict[str, Any]]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line being appended right now
+            if isinstance(record, dict):
+                out.append(record)
+        return out
 
-    def record_evaluation(self, promoted: bool, trained_at_s: float) -> None:
-        self.promotions.labels(outcome="promoted" if promoted else "rejected").inc()
-        self.last_retrain.set(trained_at_s)
+    def collect(self) -> Iterator[Metric]:
+        outcomes = CounterMetricFamily(f"{NS}_retrain_triggers", "Retrain trigger checks "
+                                       "that fired or were suppressed.", labels=["outcome"])
+        reasons = CounterMetricFamily(f"{NS}_retrain_trigger_reasons", "Trigger reasons "
+                                      "met.", labels=["reason"])
+        counts = dict.fromkeys(TRIGGER_OUTCOMES, 0)
+        by_reason: dict[str, int] = {}
+        for record in self._lines(self.triggers):
+            counts["fired" if record.get("fire") else "suppressed"] += 1
+            for reason in record.get("reasons") or []:
+                by_reason[str(reason)] = by_reason.get(str(reason), 0) + 1
+        for outcome, n in counts.items():
+            outcomes.add_metric([outcome], n)
+        for reason, n in sorted(by_reason.items()):
+            reasons.add_metric([reason], n)
+        moves = CounterMetricFamily(f"{NS}_model_alias_moves", "Alias moves (champion: "
+                                    "promotions and rollbacks).", labels=["alias"])
+        moved = GaugeMetricFamily(f"{NS}_model_alias_moved_timestamp_seconds", "Wall time of "
+                                  "the alias's last move.", labels=["alias"])
+        per_alias: dict[str, tuple[int, float]] = {}
+        for record in self._lines(self.aliases):
+            alias = str(record.get("alias"))
+            n, last = per_alias.get(alias, (0, 0.0))
+            try:
+                when = datetime.fromisoformat(str(record.get("time"))).timestamp()
+            except ValueError:
+                when = last
+            per_alias[alias] = (n + 1, max(last, when))
+        for alias, (n, last) in sorted(per_alias.items()):
+            moves.add_metric([alias], n)
+            moved.add_metric([alias], last)
+        yield from (outcomes, reasons, moves, moved)

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,11 @@ def _metadata(base: str, metric: str) -> list[Any]:
     return list(body["data"].get(metric, []))
 
 
-def _traffic(s: Settings, frame: pd.DataFrame) -> None:
+def _logs(workers: dict[str, tuple[WorkerProcess, int]]) -> str:
+    return "\n".join(f"--- {n}:\n{p.log_tail(15)}" for n, (p, _) in workers.items())
+
+
+def _traffic(s: Settings, frame: pd.DataFrame, logs: Callable[[], str]) -> None:
     """Transactions, a bad record on each input, labels once scored, API calls."""
     live = split_days(frame, 20)[1].head(N_TRANSACTIONS)
     with TransactionProducer(s) as producer:
@@ -187,7 +191,7 @@ def _traffic(s: Settings, frame: pd.DataFrame) -> None:
     producer_raw.produce(s.topic_featurized, key=b"bad", value=b"not json")  # stage's DLQ
     producer_raw.flush(30)
     scores = drain(s, s.topic_scores, len(live), timeout=300, settle=2)
-    assert len(scores) >= len(live) // 2, f"only {len(scores)} of {len(live)} scored"
+    assert len(scores) >= len(live) // 2, f"only {len(scores)} of {len(live)} scored\n{logs()}"
     for label in label_records(live, include_genuine=True):
         producer_raw.produce(s.topic_labels, key=str(label["card_id"]).encode(),
                              value=json.dumps(label).encode())
@@ -210,7 +214,7 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
     ops_settings: Settings, frame: pd.DataFrame,
     workers: dict[str, tuple[WorkerProcess, int]], prometheus: str,
 ) -> None:
-    _traffic(ops_settings, frame)
+    _traffic(ops_settings, frame, lambda: _logs(workers))
     queries = {q for _, q in dashboard_queries()}
     selectors = rule_selectors() - FAILURE_ONLY
     assert len(queries) >= 20 and len(selectors) >= 15
@@ -219,8 +223,8 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
     while missing and time.monotonic() < deadline:
         missing = {q for q in missing if not _query(prometheus, q)}
         time.sleep(2)
-    logs = "\n".join(f"--- {n}:\n{p.log_tail(15)}" for n, (p, _) in workers.items())
-    assert not missing, "no series for:\n  " + "\n  ".join(sorted(missing)) + f"\n{logs}"
+    assert not missing, ("no series for:\n  " + "\n  ".join(sorted(missing))
+                         + f"\n{_logs(workers)}")
     for selector in FAILURE_ONLY:
         name = selector.split("{")[0]
         assert _metadata(prometheus, name), f"{name} unknown to Prometheus"

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from infra.kafka_lag import lag
 from infra.logging_setup import JsonFormatter, configure_logging, record_context
 from infra.metrics_http import ops_app, serve_metrics
 from models.live_quality import QualityTracker
-from models.ops_metrics import QualityMetrics, RetrainMetrics
+from models.ops_metrics import AuditCollector, QualityMetrics
 from models.quality_monitor import apply
 
 DAY = 86_400_000
@@ -93,15 +94,27 @@ def test_quality_metrics_export_gauges_and_counts() -> None:
     assert get("fraudstream_live_records_total", {"outcome": "evicted"}) == 0.0
 
 
-def test_retrain_metrics_count_outcomes() -> None:
+def test_audit_collector_counts_triggers_and_alias_moves(tmp_path: Path) -> None:
+    triggers, aliases = tmp_path / "retrain_triggers.jsonl", tmp_path / "model_aliases.jsonl"
     registry = CollectorRegistry()
-    m = RetrainMetrics(registry)
-    m.record_check(fired=True, suppressed=False, reasons=("drift", "decay"))
-    m.record_evaluation(promoted=False, trained_at_s=5.0)
+    registry.register(AuditCollector(triggers, aliases))
     get = registry.get_sample_value
-    assert get("fraudstream_retrain_checks_total", {"outcome": "fired"}) == 1.0
-    assert get("fraudstream_retrain_trigger_reasons_total", {"reason": "decay"}) == 1.0
-    assert get("fraudstream_promotions_total", {"outcome": "rejected"}) == 1.0
+    assert get("fraudstream_retrain_triggers_total", {"outcome": "fired"}) == 0  # no file yet
+    triggers.write_text("\n".join(json.dumps(r) for r in [
+        {"fire": True, "reasons": ["drift", "decay"]},
+        {"fire": False, "suppressed": "rate limit", "reasons": ["drift"]},
+    ]) + "\n{\"fire\": tr")  # a line still being written is skipped
+    aliases.write_text("\n".join(json.dumps(r) for r in [
+        {"alias": "champion", "time": "2025-02-01T00:00:00+00:00"},
+        {"alias": "champion", "time": "2025-02-08T00:00:00+00:00"},
+        {"alias": "challenger", "time": "2025-02-07T00:00:00+00:00"},
+    ]) + "\n")
+    assert get("fraudstream_retrain_triggers_total", {"outcome": "fired"}) == 1
+    assert get("fraudstream_retrain_triggers_total", {"outcome": "suppressed"}) == 1
+    assert get("fraudstream_retrain_trigger_reasons_total", {"reason": "drift"}) == 2
+    assert get("fraudstream_model_alias_moves_total", {"alias": "champion"}) == 2
+    assert get("fraudstream_model_alias_moved_timestamp_seconds",
+               {"alias": "champion"}) == 1738972800.0
 
 
 def test_lag_counts_from_low_watermark_without_commit_and_never_negative() -> None:
@@ -118,7 +131,7 @@ def _call(app: object, path: str) -> tuple[str, bytes]:
 
 def test_ops_app_health_readiness_and_metrics() -> None:
     registry = CollectorRegistry()
-    RetrainMetrics(registry)
+    QualityMetrics(registry)
     ready = {"v": False}
     app = ops_app(registry, lambda: ready["v"])
     assert _call(app, "/healthz")[0].startswith("200")
@@ -126,7 +139,7 @@ def test_ops_app_health_readiness_and_metrics() -> None:
     ready["v"] = True
     assert _call(app, "/readyz")[0].startswith("200")
     status, body = _call(app, "/metrics")
-    assert status.startswith("200") and b"fraudstream_retrain_checks_total" in body
+    assert status.startswith("200") and b"fraudstream_live_recall_at_budget_ratio" in body
 
     def broken() -> bool:
         raise RuntimeError("boom")
@@ -142,10 +155,10 @@ def test_serve_metrics_serves_over_http_and_port_zero_is_off() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     registry = CollectorRegistry()
-    RetrainMetrics(registry)
+    QualityMetrics(registry)
     assert serve_metrics(port, "127.0.0.1", registry)
     assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-    assert "fraudstream_promotions_total" in httpx.get(
+    assert "fraudstream_live_alert_rate_ratio" in httpx.get(
         f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert serve_metrics(port, "127.0.0.1", registry) is False  # taken: logged, not raised
 

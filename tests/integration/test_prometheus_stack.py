@@ -49,6 +49,7 @@ STAGE: dict[str, tuple[str, list[str], str]] = {
     "fraudstream-stage": ("scorer", ["score", "worker"], "scorer_metrics_port"),
 }
 FEATURE_HELPERS: dict[str, list[str]] = {"features": ["features", "worker"]}
+READY_MARKERS = {"features": "[^Worker]: Ready"}  # published to before: a faust start-up race
 OTHERS: dict[str, tuple[str, list[str], str]] = {
     "fraudstream-learner": ("learner", ["learner"], "learner_metrics_port"),
     "fraudstream-drift": ("drift", ["drift", "monitor"], "drift_metrics_port"),
@@ -115,6 +116,9 @@ def workers(ops_settings: Settings, frame: pd.DataFrame,
         for job, (name, args, field) in {**STAGE, **OTHERS}.items():
             procs[job] = (WorkerProcess(name, args, ops_settings).start(),
                           int(getattr(ops_settings, field)))
+        for name, marker in READY_MARKERS.items():
+            assert procs[name][0].wait_for_log(marker, 180), procs[name][0].log_tail()
+        time.sleep(3)
         yield procs
     finally:
         for proc, _ in procs.values():
@@ -245,10 +249,11 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
         "matured window": "fraudstream_live_window_decisions",
     }.items():
         print(f"{name}: {_query(prometheus, promql)[0]['value'][1]}")
-    wanted = re.compile(r"^fraudstream_(consumer_lag_messages|live_|publish_to_decision_"
-                        r"seconds_(count|sum))")
+    wanted = re.compile(r"^fraudstream_(live_|retrain_triggers|model_alias_moves_total|"
+                        r"publish_to_decision_seconds_(count|sum)|consumer_lag_messages\{group="
+                        f'"{ops_settings.consumer_group_scorer}")')
     for job, (_, port) in workers.items():
-        if port and job != "fraudstream-api":
+        if port and job in {*STAGE, "fraudstream-monitor"}:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
             lines = [line for line in text.splitlines() if wanted.match(line)]
-            print(f"--- curl {job} /metrics (excerpt)\n" + "\n".join(lines[:12]))
+            print(f"--- curl {job} /metrics (excerpt)\n" + "\n".join(lines[:24]))

@@ -7,9 +7,11 @@ one of them, so a missing tool there is a broken set-up, never a reason to pass 
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from infra.testing import services_required
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "infra" / "deploy"
+DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 TOOL_DIRS = (Path(sys.executable).parent, Path.home() / ".cache" / "fraudstream" / "bin")
 
 
@@ -32,3 +35,19 @@ def tool(name: str) -> str:
             pytest.fail(f"{reason} (CI: failing, not skipping)")
         pytest.skip(reason)
     return found
+
+
+def query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel that queries (rows left out, panels inside collapsed rows included)."""
+    out = []
+    for panel in dashboard["panels"]:
+        out.extend(panel.get("panels", []))
+        if panel["type"] != "row":
+            out.append(panel)
+    return out
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every target of every dashboard."""
+    return [(p["title"], t["expr"]) for path in DASHBOARDS
+            for p in query_panels(json.loads(path.read_text())) for t in p["targets"]]

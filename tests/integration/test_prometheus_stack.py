@@ -36,9 +36,8 @@ from replay.history import iter_transactions, label_records
 from replay.simulator import SimulationConfig, simulate
 from streams.clients import make_producer
 from streams.producer import TransactionProducer
-from tests.deploy_tools import DEPLOY, tool
+from tests.deploy_tools import DEPLOY, dashboard_queries, tool
 from tests.integration.deployed import drain, prepare, split_days
-from tests.unit.test_deploy_grafana import dashboard_queries
 
 RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
 

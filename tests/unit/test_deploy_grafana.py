@@ -10,36 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy_tools import DEPLOY, tool
+from tests.deploy_tools import DASHBOARDS, DEPLOY, dashboard_queries, query_panels, tool
 
 GRAFANA = DEPLOY / "grafana"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
 
 def datasource_uid() -> str:
     doc = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml")
                          .read_text())
     return str(doc["datasources"][0]["uid"])
-
-
-def query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for panel in dashboard["panels"]:
-        out.extend(panel.get("panels", []))
-        if panel["type"] != "row":
-            out.append(panel)
-    return out
-
-
-def dashboard_queries() -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every target of every dashboard."""
-    return [(p["title"], t["expr"]) for path in DASHBOARDS
-            for p in query_panels(json.loads(path.read_text())) for t in p["targets"]]
 
 
 def test_there_is_a_dashboard() -> None:

@@ -32,5 +32,5 @@ Path('$state/history.parquet')))"
       --serve-artifacts "$@" ;;
   *) set -- "$role" "$@" ;;
 esac
-echo "$port" > /tmp/fraudstream-health-port
+echo "$port" > "${HEALTH_PORT_FILE:-/tmp/fraudstream-health-port}"
 exec fraudstream "$@"

@@ -1,11 +1,13 @@
 """Container HEALTHCHECK: GET /healthz on the role's ops port (a TCP connect for ``tcp:``).
 
-The entrypoint writes the port to /tmp/fraudstream-health-port; a role without a port
-(one-shot commands) is healthy while it runs. Exit 0 healthy, 1 not (Docker's contract).
+The entrypoint writes the port to /tmp/fraudstream-health-port (``HEALTH_PORT_FILE``); a
+role without a port (one-shot commands) is healthy while it runs. Exit 0 healthy, 1 not
+(Docker's contract).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import urllib.request
@@ -14,7 +16,8 @@ from pathlib import Path
 
 def main() -> int:
     try:
-        port = Path("/tmp/fraudstream-health-port").read_text().strip()  # noqa: S108
+        where = os.environ.get("HEALTH_PORT_FILE", "/tmp/fraudstream-health-port")  # noqa: S108
+        port = Path(where).read_text().strip()
     except OSError:
         return 1
     if not port:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -92,3 +93,56 @@ def test_lock_pins_every_runtime_dependency_within_pyproject() -> None:
         name = re.sub(r"[-_.]+", "-", req.name).lower()
         assert name in lock, f"{name} not pinned: run infra/deploy/lock.py"
         assert req.specifier.contains(lock[name], prereleases=True), (name, lock[name])
+
+
+def _entrypoint(tmp_path: Path, *args: str) -> tuple[list[str], str]:
+    """Run the entrypoint with a stand-in ``fraudstream`` that prints its arguments."""
+    fake = tmp_path / "bin" / "fraudstream"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    port_file = tmp_path / "port"
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HOSTNAME": "pod-7",
+           "HEALTH_PORT_FILE": str(port_file), "FRAUDSTREAM_API_PORT": "9999"}
+    out = subprocess.run(["sh", str(DEPLOY / "entrypoint.sh"), *args], env=env,
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split(), port_file.read_text().strip()
+
+
+def test_entrypoint_maps_roles_to_commands_and_health_ports(tmp_path: Path) -> None:
+    assert _entrypoint(tmp_path, "stage") == (
+        ["score", "worker", "--instance", "pod-7"], "18083")
+    assert _entrypoint(tmp_path, "api") == (["api"], "9999")
+    assert _entrypoint(tmp_path, "drift", "-v") == (["drift", "monitor", "-v"], "18082")
+    assert _entrypoint(tmp_path, "features")[1] == "tcp:16066"
+    assert _entrypoint(tmp_path, "topics") == (["topics"], "")
+
+
+def test_healthcheck_probes_healthz_and_tcp(tmp_path: Path) -> None:
+    import socket
+    import sys
+
+    from prometheus_client import CollectorRegistry
+
+    from infra.metrics_http import serve_metrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert serve_metrics(port, "127.0.0.1", CollectorRegistry())
+    port_file = tmp_path / "port"
+
+    def check(value: str) -> int:
+        port_file.write_text(value)
+        return subprocess.run([sys.executable, str(DEPLOY / "healthcheck.py")],
+                              env={"HEALTH_PORT_FILE": str(port_file)},
+                              timeout=20).returncode
+
+    assert check(str(port)) == 0
+    assert check(f"tcp:{port}") == 0
+    assert check("") == 0  # a one-shot role without a port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert check(str(closed)) == 1

@@ -24,7 +24,7 @@ from replay.simulator import SimulationConfig, simulate, write_history
 from scoring.api import create_app
 from scoring.state_store import RedisStateStore
 
-KEY = "integration-key"
+KEY = "integration-Key-4r8t-1p0z"
 AUTH = {"X-API-Key": KEY}
 
 

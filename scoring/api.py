@@ -125,10 +125,14 @@ def _transaction_body() -> dict[str, Any]:
 
 
 def create_app(settings: Settings, deps: ApiDeps | None = None, *,
-               freeze_gc: bool = False, console: bool = True) -> FastAPI:
+               freeze_gc: bool = False, console: bool = True,
+               console_feed: bool | None = None) -> FastAPI:
     """A new app; ``deps`` (tests) or real dependencies built from ``settings``.
 
     Raises :class:`~infra.errors.ConfigurationError` for a weak, empty or malformed key.
+
+    ``console`` mounts the analyst console; ``console_feed`` (default: only with real
+    dependencies) starts its Kafka reader, so tests with fakes fill its store themselves.
 
     ``freeze_gc`` (the server process, :func:`run_api`; not tests, it is process-wide):
     once the champion and the online snapshot are loaded, collect and ``gc.freeze()``, so the
@@ -276,7 +280,8 @@ def create_app(settings: Settings, deps: ApiDeps | None = None, *,
     if console:
         from scoring.console import mount_console
 
-        hooks.append(mount_console(app, settings, keys))
+        hooks.append(mount_console(app, settings,
+                                   feed=deps is None if console_feed is None else console_feed))
     return app
 
 

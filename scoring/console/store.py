@@ -1,0 +1,282 @@
+"""The console's case store (pure, in-process, bounded): alerts, claims, verdicts, card history.
+
+Fed by :class:`scoring.console.feed.AlertFeed` from topics ``alerts`` (one case per alerted
+transaction), ``scores`` (every decision: the card's recent transactions and the alerted
+transaction's full feature vector as at alert time) and ``labels`` (verdicts, also those
+given elsewhere, so a restarted console knows which cases are decided).
+
+Contract:
+
+- at most ``capacity`` cases, the oldest dropped first; a repeated alert for the same
+  transaction id is ignored (the stream decides a transaction once);
+- a case is *claimed* by one analyst while they work it: opening it claims it for
+  ``claim_seconds`` (renewed on each open); another analyst cannot claim it or give it a
+  verdict until it is released or the claim expires (:class:`Claimed`);
+- a verdict (fraud / genuine / unsure) is final for the console; fraud and genuine become
+  a ``labels`` record, unsure stays in the audit trail only (``labels`` knows two labels);
+- all methods are thread-safe (the feed thread writes while requests read).
+
+The clock is injected (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+VERDICTS = ("fraud", "genuine", "unsure")
+STATES = ("open", "claimed", *VERDICTS)
+HISTORY_PER_CARD = 10
+
+
+class Claimed(Exception):
+    """The case is claimed by another analyst (or already has a verdict)."""
+
+    def __init__(self, message: str, owner: str | None) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+@dataclass
+class Case:
+    seq: int
+    alert: dict[str, Any]
+    received: float
+    claimed_by: str | None = None
+    claimed_until: float = 0.0
+    verdict: str | None = None
+    verdict_by: str | None = None
+    verdict_at: str | None = None
+    note: str | None = None
+    features: dict[str, float] | None = None
+
+    @property
+    def transaction_id(self) -> str:
+        return str(self.alert["transaction_id"])
+
+    @property
+    def txn(self) -> dict[str, Any]:
+        summary = self.alert.get("transaction")
+        return summary if isinstance(summary, dict) else {}
+
+    @property
+    def score(self) -> float:
+        return float(self.alert.get("score") or 0.0)
+
+    @property
+    def amount(self) -> float:
+        value = self.txn.get("amount")
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    @property
+    def model(self) -> str:
+        versions = self.alert.get("model_version")
+        return str(versions.get("batch")) if isinstance(versions, dict) else ""
+
+    def state(self, now: float) -> str:
+        if self.verdict is not None:
+            return self.verdict
+        return "claimed" if self.claimed_by and self.claimed_until > now else "open"
+
+    def owner(self, now: float) -> str | None:
+        return self.claimed_by if self.state(now) == "claimed" else None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Queue filters; ``None`` = no condition. ``state`` ``undecided`` = open or claimed."""
+
+    decision: str | None = None
+    state: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    min_amount: float | None = None
+    max_amount: float | None = None
+    channel: str | None = None
+    country: str | None = None
+    model: str | None = None
+    sort: str = "newest"
+
+    def match(self, case: Case, now: float) -> bool:
+        if self.decision and case.alert.get("decision") != self.decision:
+            return False
+        if self.state:
+            state = case.state(now)
+            if self.state == "undecided":
+                if state not in ("open", "claimed"):
+                    return False
+            elif state != self.state:
+                return False
+        if self.min_score is not None and case.score < self.min_score:
+            return False
+        if self.max_score is not None and case.score > self.max_score:
+            return False
+        if self.min_amount is not None and case.amount < self.min_amount:
+            return False
+        if self.max_amount is not None and case.amount > self.max_amount:
+            return False
+        txn = case.txn
+        if self.channel and txn.get("channel") != self.channel:
+            return False
+        if self.country and txn.get("country") != self.country:
+            return False
+        return not (self.model and case.model != self.model)
+
+
+@dataclass
+class AlertStore:
+    capacity: int = 50_000
+    claim_seconds: float = 900.0
+    clock: Callable[[], float] = time.time
+    cards_capacity: int = 20_000
+    features_capacity: int = 20_000
+    _cases: OrderedDict[str, Case] = field(default_factory=OrderedDict)
+    _cards: OrderedDict[str, deque[dict[str, Any]]] = field(default_factory=OrderedDict)
+    _features: OrderedDict[str, dict[str, float]] = field(default_factory=OrderedDict)
+    _seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    counters: Counter[str] = field(default_factory=Counter)
+
+    # -- feed side ---------------------------------------------------------------------
+    def add_alert(self, alert: dict[str, Any]) -> Case | None:
+        tid = alert.get("transaction_id")
+        if not isinstance(tid, str) or not isinstance(alert.get("score"), int | float):
+            self.counters["malformed"] += 1
+            return None
+        with self._lock:
+            if tid in self._cases:
+                self.counters["repeated"] += 1
+                return None
+            self._seq += 1
+            case = Case(self._seq, alert, self.clock(), features=self._features.get(tid))
+            self._cases[tid] = case
+            while len(self._cases) > self.capacity:
+                self._cases.popitem(last=False)
+                self.counters["dropped"] += 1
+            self.counters["alerts"] += 1
+            return case
+
+    def add_score(self, record: dict[str, Any]) -> None:
+        tid, card = record.get("transaction_id"), record.get("card_id")
+        if not isinstance(tid, str) or not isinstance(card, str):
+            self.counters["malformed"] += 1
+            return
+        raw = record.get("features")
+        features: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        score, amount = record.get("score"), features.get("amount")
+        row = {"transaction_id": tid, "event_time": str(record.get("event_time")),
+               "amount": amount if isinstance(amount, int | float) else None,
+               "score": score if isinstance(score, int | float) else None,
+               "decision": str(record.get("decision"))}
+        with self._lock:
+            history = self._cards.pop(card, None) or deque(maxlen=HISTORY_PER_CARD)
+            history.append(row)
+            self._cards[card] = history
+            if len(self._cards) > self.cards_capacity:
+                self._cards.popitem(last=False)
+            if features:
+                case = self._cases.get(tid)
+                if case is not None:
+                    case.features = features
+                self._features[tid] = features
+                if len(self._features) > self.features_capacity:
+                    self._features.popitem(last=False)
+
+    def add_label(self, label: dict[str, Any]) -> None:
+        """A verdict seen on ``labels`` (ours or from elsewhere) decides its open case."""
+        with self._lock:
+            case = self._cases.get(str(label.get("transaction_id")))
+            if case is None or case.verdict is not None:
+                return
+            if label.get("label") in ("fraud", "genuine"):
+                case.verdict = str(label["label"])
+                case.verdict_by = str(label.get("actor") or label.get("source") or "?")
+                case.verdict_at = str(label.get("label_time") or "")
+                case.note = label.get("note") if isinstance(label.get("note"), str) else None
+
+    # -- analyst side ------------------------------------------------------------------
+    def get(self, tid: str) -> Case | None:
+        return self._cases.get(tid)
+
+    def card_history(self, card_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(reversed(self._cards.get(card_id, ())))
+
+    def features_of(self, case: Case) -> dict[str, float] | None:
+        return case.features or self._features.get(case.transaction_id)
+
+    def query(self, filters: Filters, limit: int = 100, offset: int = 0
+              ) -> tuple[list[Case], int]:
+        """Matching cases (newest or riskiest first) and how many match in all."""
+        now = self.clock()
+        with self._lock:
+            cases: Iterable[Case] = reversed(self._cases.values())
+            matched = [c for c in cases if filters.match(c, now)]
+        if filters.sort == "riskiest":
+            matched.sort(key=lambda c: (-c.score, -c.seq))
+        return matched[offset:offset + limit], len(matched)
+
+    def counts(self) -> dict[str, int]:
+        now = self.clock()
+        with self._lock:
+            counted = Counter(c.state(now) for c in self._cases.values())
+        return {state: counted.get(state, 0) for state in STATES}
+
+    def claim(self, tid: str, analyst: str) -> Case:
+        """Claim (or renew) ``tid`` for ``analyst``; :class:`Claimed` if someone else holds it."""
+        now = self.clock()
+        with self._lock:
+            case = self._require(tid)
+            owner = case.owner(now)
+            if case.verdict is None and owner not in (None, analyst):
+                raise Claimed(f"claimed by {owner}", owner)
+            if case.verdict is None:
+                case.claimed_by, case.claimed_until = analyst, now + self.claim_seconds
+            return case
+
+    def release(self, tid: str, analyst: str) -> None:
+        with self._lock:
+            case = self._require(tid)
+            if case.claimed_by == analyst:
+                case.claimed_by, case.claimed_until = None, 0.0
+
+    def decide(self, tid: str, analyst: str, verdict: str, note: str | None,
+               at: str) -> Case:
+        """Record ``verdict``; the analyst must hold the claim (or the case must be open)."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}")
+        now = self.clock()
+        with self._lock:
+            case = self._require(tid)
+            if case.verdict is not None:
+                raise Claimed(f"already decided: {case.verdict} by {case.verdict_by}",
+                              case.verdict_by)
+            owner = case.owner(now)
+            if owner not in (None, analyst):
+                raise Claimed(f"claimed by {owner}", owner)
+            case.verdict, case.verdict_by, case.verdict_at = verdict, analyst, at
+            case.note = note or None
+            case.claimed_by, case.claimed_until = None, 0.0
+            return case
+
+    def next_open(self, after_seq: int | None = None) -> Case | None:
+        """The newest open case (older than ``after_seq`` if given): "next" after a verdict."""
+        now = self.clock()
+        with self._lock:
+            for case in reversed(self._cases.values()):
+                if (after_seq is None or case.seq < after_seq) and case.state(now) == "open":
+                    return case
+        return None
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def _require(self, tid: str) -> Case:
+        case = self._cases.get(tid)
+        if case is None:
+            raise KeyError(tid)
+        return case

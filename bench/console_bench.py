@@ -42,7 +42,8 @@ def _alert(i: int, rng: random.Random) -> dict[str, Any]:
         "transaction_id": f"tx-{i:06d}", "decision": "decline" if score > 0.9 else "review",
         "score": score, "latency_ms": rng.randint(5, 80),
         "reasons": [{"code": c, "value": rng.random() * 10, "contribution": rng.random()}
-                    for c in ("card_amount_ratio_30d", "card_new_device_30d", "term_fraud_rate_7d")],
+                    for c in ("card_amount_ratio_30d", "card_new_device_30d",
+                              "term_fraud_rate_7d")],
         "model_version": {"batch": str(rng.choice([3, 4])), "online": "12"},
         "transaction": {"event_time": "2025-03-01T10:00:00Z", "card_id": f"card-{i % 2000}",
                         "merchant_id": f"m-{i % 300}", "terminal_id": f"t-{i % 500}",
@@ -73,25 +74,28 @@ def serve(port: int, alerts: int, state_dir: Path) -> None:
     def no_model() -> Any:
         raise ModelError("the console bench loads no model")
 
+    import scoring.console as console_module
+
     settings = Settings(state_dir=state_dir, api_keys=SecretStr(f"bench:{KEY}"),
                         api_port=port, console_alerts_capacity=max(alerts, 100))
-    app = create_app(settings, ApiDeps(settings, states=NoStates(), load_model=no_model),
-                     console_feed=False)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - synthetic data, not secrets
+    build = console_module.build_console
 
-    @app.on_event("startup")  # after the lifespan built the store
-    async def fill() -> None:
-        store = app.state.console.store
+    def filled(settings: Settings, feed: bool) -> Any:
+        console = build(settings, feed)
         for i in range(alerts):
             alert = _alert(i, rng)
-            store.add_score({"transaction_id": alert["transaction_id"],
-                             "card_id": alert["transaction"]["card_id"],
-                             "event_time": "2025-03-01T10:00:00Z", "score": alert["score"],
-                             "decision": alert["decision"],
-                             "features": {n: rng.random() for n in FEATURE_NAMES}})
-            store.add_alert(alert)
-        print("filled", len(store), flush=True)
+            console.store.add_score({
+                "transaction_id": alert["transaction_id"],
+                "card_id": alert["transaction"]["card_id"], "event_time": "2025-03-01T10:00:00Z",
+                "score": alert["score"], "decision": alert["decision"],
+                "features": {n: rng.random() for n in FEATURE_NAMES}})
+            console.store.add_alert(alert)
+        return console
 
+    console_module.build_console = filled  # the lifespan's start hook builds a filled store
+    app = create_app(settings, ApiDeps(settings, states=NoStates(), load_model=no_model),
+                     console_feed=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

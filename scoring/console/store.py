@@ -21,10 +21,11 @@ The clock is injected (tests, benchmarks).
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ class Claimed(Exception):
         self.owner = owner
 
 
-@dataclass
+@dataclass(slots=True)
 class Case:
     seq: int
     alert: dict[str, Any]
@@ -53,29 +54,29 @@ class Case:
     verdict_at: str | None = None
     note: str | None = None
     features: dict[str, float] | None = None
+    # read once from the alert: the queue filters 10,000s of cases per page
+    transaction_id: str = ""
+    score: float = 0.0
+    amount: float = 0.0
+    decision: str = ""
+    channel: str = ""
+    country: str = ""
+    model: str = ""
 
-    @property
-    def transaction_id(self) -> str:
-        return str(self.alert["transaction_id"])
+    def __post_init__(self) -> None:
+        txn = self.txn
+        amount, versions = txn.get("amount"), self.alert.get("model_version")
+        self.transaction_id = str(self.alert["transaction_id"])
+        self.score = float(self.alert.get("score") or 0.0)
+        self.amount = float(amount) if isinstance(amount, int | float) else 0.0
+        self.decision = str(self.alert.get("decision"))
+        self.channel, self.country = str(txn.get("channel")), str(txn.get("country"))
+        self.model = str(versions.get("batch")) if isinstance(versions, dict) else ""
 
     @property
     def txn(self) -> dict[str, Any]:
         summary = self.alert.get("transaction")
         return summary if isinstance(summary, dict) else {}
-
-    @property
-    def score(self) -> float:
-        return float(self.alert.get("score") or 0.0)
-
-    @property
-    def amount(self) -> float:
-        value = self.txn.get("amount")
-        return float(value) if isinstance(value, int | float) else 0.0
-
-    @property
-    def model(self) -> str:
-        versions = self.alert.get("model_version")
-        return str(versions.get("batch")) if isinstance(versions, dict) else ""
 
     def state(self, now: float) -> str:
         if self.verdict is not None:
@@ -101,30 +102,33 @@ class Filters:
     model: str | None = None
     sort: str = "newest"
 
+    def predicates(self, now: float) -> list[Callable[[Case], bool]]:
+        """One check per active filter (none at all for the unfiltered queue)."""
+        checks: list[Callable[[Case], bool]] = []
+        if self.decision:
+            checks.append(lambda c: c.decision == self.decision)
+        if self.state == "undecided":
+            checks.append(lambda c: c.verdict is None)
+        elif self.state:
+            checks.append(lambda c: c.state(now) == self.state)
+        if self.min_score is not None:
+            checks.append(lambda c: c.score >= self.min_score)  # type: ignore[operator]
+        if self.max_score is not None:
+            checks.append(lambda c: c.score <= self.max_score)  # type: ignore[operator]
+        if self.min_amount is not None:
+            checks.append(lambda c: c.amount >= self.min_amount)  # type: ignore[operator]
+        if self.max_amount is not None:
+            checks.append(lambda c: c.amount <= self.max_amount)  # type: ignore[operator]
+        if self.channel:
+            checks.append(lambda c: c.channel == self.channel)
+        if self.country:
+            checks.append(lambda c: c.country == self.country)
+        if self.model:
+            checks.append(lambda c: c.model == self.model)
+        return checks
+
     def match(self, case: Case, now: float) -> bool:
-        if self.decision and case.alert.get("decision") != self.decision:
-            return False
-        if self.state:
-            state = case.state(now)
-            if self.state == "undecided":
-                if state not in ("open", "claimed"):
-                    return False
-            elif state != self.state:
-                return False
-        if self.min_score is not None and case.score < self.min_score:
-            return False
-        if self.max_score is not None and case.score > self.max_score:
-            return False
-        if self.min_amount is not None and case.amount < self.min_amount:
-            return False
-        if self.max_amount is not None and case.amount > self.max_amount:
-            return False
-        txn = case.txn
-        if self.channel and txn.get("channel") != self.channel:
-            return False
-        if self.country and txn.get("country") != self.country:
-            return False
-        return not (self.model and case.model != self.model)
+        return all(check(case) for check in self.predicates(now))
 
 
 @dataclass
@@ -138,6 +142,8 @@ class AlertStore:
     _cards: OrderedDict[str, deque[dict[str, Any]]] = field(default_factory=OrderedDict)
     _features: OrderedDict[str, dict[str, float]] = field(default_factory=OrderedDict)
     _seq: int = 0
+    _claims: set[str] = field(default_factory=set)
+    _decided: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     counters: Counter[str] = field(default_factory=Counter)
 
@@ -155,7 +161,10 @@ class AlertStore:
             case = Case(self._seq, alert, self.clock(), features=self._features.get(tid))
             self._cases[tid] = case
             while len(self._cases) > self.capacity:
-                self._cases.popitem(last=False)
+                _, old = self._cases.popitem(last=False)
+                self._claims.discard(old.transaction_id)
+                if old.verdict is not None:
+                    self._decided[old.verdict] -= 1
                 self.counters["dropped"] += 1
             self.counters["alerts"] += 1
             return case
@@ -194,6 +203,8 @@ class AlertStore:
                 return
             if label.get("label") in ("fraud", "genuine"):
                 case.verdict = str(label["label"])
+                self._decided[case.verdict] += 1
+                self._claims.discard(case.transaction_id)
                 case.verdict_by = str(label.get("actor") or label.get("source") or "?")
                 case.verdict_at = str(label.get("label_time") or "")
                 case.note = label.get("note") if isinstance(label.get("note"), str) else None
@@ -212,19 +223,29 @@ class AlertStore:
     def query(self, filters: Filters, limit: int = 100, offset: int = 0
               ) -> tuple[list[Case], int]:
         """Matching cases (newest or riskiest first) and how many match in all."""
-        now = self.clock()
+        checks = filters.predicates(self.clock())
+        want = offset + limit
         with self._lock:
-            cases: Iterable[Case] = reversed(self._cases.values())
-            matched = [c for c in cases if filters.match(c, now)]
+            matched = list(self._cases.values())
+        for check in checks:  # each pass narrows the list: cheaper than all() per case
+            matched = [c for c in matched if check(c)]
+        total = len(matched)
         if filters.sort == "riskiest":
-            matched.sort(key=lambda c: (-c.score, -c.seq))
-        return matched[offset:offset + limit], len(matched)
+            top = heapq.nlargest(want, matched, key=lambda c: (c.score, c.seq))
+        else:
+            top = matched[::-1][:want]
+        return top[offset:], total
 
     def counts(self) -> dict[str, int]:
+        """Cases per state: verdicts are counted as they are given, claims checked live."""
         now = self.clock()
         with self._lock:
-            counted = Counter(c.state(now) for c in self._cases.values())
-        return {state: counted.get(state, 0) for state in STATES}
+            claimed = sum(1 for tid in self._claims
+                          if (c := self._cases.get(tid)) is not None and c.state(now) == "claimed")
+            decided = dict(self._decided)
+            total = len(self._cases)
+        out = {"open": total - claimed - sum(decided.values()), "claimed": claimed}
+        return out | {v: decided.get(v, 0) for v in VERDICTS}
 
     def claim(self, tid: str, analyst: str) -> Case:
         """Claim (or renew) ``tid`` for ``analyst``; :class:`Claimed` if someone else holds it."""
@@ -236,6 +257,7 @@ class AlertStore:
                 raise Claimed(f"claimed by {owner}", owner)
             if case.verdict is None:
                 case.claimed_by, case.claimed_until = analyst, now + self.claim_seconds
+                self._claims.add(tid)
             return case
 
     def release(self, tid: str, analyst: str) -> None:
@@ -243,6 +265,7 @@ class AlertStore:
             case = self._require(tid)
             if case.claimed_by == analyst:
                 case.claimed_by, case.claimed_until = None, 0.0
+                self._claims.discard(tid)
 
     def decide(self, tid: str, analyst: str, verdict: str, note: str | None,
                at: str) -> Case:
@@ -261,6 +284,8 @@ class AlertStore:
             case.verdict, case.verdict_by, case.verdict_at = verdict, analyst, at
             case.note = note or None
             case.claimed_by, case.claimed_until = None, 0.0
+            self._claims.discard(tid)
+            self._decided[verdict] += 1
             return case
 
     def next_open(self, after_seq: int | None = None) -> Case | None:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from infra.errors import InvalidInput
 
 BODY = "body"
+MAX_ERRORS = 10  # listed in ``errors`` and in ``detail`` alike
 
 
 class ApiError(Exception):
@@ -39,8 +40,8 @@ class ApiError(Exception):
 
 
 def error_payload(errors: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    listed = [{"field": f or BODY, "message": m} for f, m in errors]
-    return {"detail": "; ".join(f"{e['field']}: {e['message']}" for e in listed[:5]),
+    listed = [{"field": f or BODY, "message": m} for f, m in errors][:MAX_ERRORS]
+    return {"detail": "; ".join(f"{e['field']}: {e['message']}" for e in listed),
             "errors": listed}
 
 

@@ -175,7 +175,8 @@ class AlertStore:
             self.counters["malformed"] += 1
             return
         raw = record.get("features")
-        features: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        features: dict[str, float] = {k: v for k, v in raw.items() if isinstance(
+            v, int | float) and not isinstance(v, bool)} if isinstance(raw, dict) else {}
         score, amount = record.get("score"), features.get("amount")
         row = {"transaction_id": tid, "event_time": str(record.get("event_time")),
                "amount": amount if isinstance(amount, int | float) else None,

@@ -215,26 +215,25 @@ async def verdict(request: Request, tid: str) -> dict[str, Any]:
     console = _console(request)
     case = _case_or_404(request, tid)
     try:
-        console.store.claim(tid, session.name)  # refuse before anything is produced
-        if case.verdict is not None:
-            raise Claimed(f"already decided: {case.verdict} by {case.verdict_by}",
-                          case.verdict_by)
+        console.store.reserve(tid, session.name)  # refuse before anything is produced
     except Claimed as exc:
         raise ApiError(409, "transaction_id", str(exc)) from None
     at = _now()
     label = None
-    if choice in ("fraud", "genuine"):
-        label = {"transaction_id": tid, "card_id": str(case.txn.get("card_id")),
-                 "label": choice, "source": "analyst", "label_time": at,
-                 "actor": session.name, **({"note": note} if note else {})}
-        try:
-            await asyncio.to_thread(request.app.state.deps.send_label, label)
-        except FraudstreamError as exc:
-            raise ApiError(503, "labels", f"verdict not recorded: {exc}") from None
     try:
+        if choice in ("fraud", "genuine"):
+            label = {"transaction_id": tid, "card_id": str(case.txn.get("card_id")),
+                     "label": choice, "source": "analyst", "label_time": at,
+                     "actor": session.name, **({"note": note} if note else {})}
+            try:
+                await asyncio.to_thread(request.app.state.deps.send_label, label)
+            except FraudstreamError as exc:
+                raise ApiError(503, "labels", f"verdict not recorded: {exc}") from None
         console.store.decide(tid, session.name, choice, note, at)
     except Claimed as exc:
         raise ApiError(409, "transaction_id", str(exc)) from None
+    finally:
+        console.store.unreserve(tid)
     console.audit.write({"time": at, "transaction_id": tid, "actor": session.name,
                          "verdict": choice, "note": note or None, "label": label is not None,
                          "score": case.score, "decision": case.alert.get("decision")})

@@ -143,6 +143,7 @@ class AlertStore:
     _features: OrderedDict[str, dict[str, float]] = field(default_factory=OrderedDict)
     _seq: int = 0
     _claims: set[str] = field(default_factory=set)
+    _deciding: set[str] = field(default_factory=set)
     _decided: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     counters: Counter[str] = field(default_factory=Counter)
@@ -268,6 +269,27 @@ class AlertStore:
                 case.claimed_by, case.claimed_until = None, 0.0
                 self._claims.discard(tid)
 
+    def reserve(self, tid: str, analyst: str) -> Case:
+        """Claim ``tid`` for a verdict in progress: a second verdict (a double click, another
+        tab) is refused until :meth:`decide` or :meth:`unreserve`, so one label is sent."""
+        with self._lock:
+            if tid in self._deciding:
+                raise Claimed("a verdict on this case is being recorded", None)
+            case = self._cases.get(tid)
+            if case is not None and case.verdict is not None:
+                raise Claimed(f"already decided: {case.verdict} by {case.verdict_by}",
+                              case.verdict_by)
+            self._deciding.add(tid)
+        try:
+            return self.claim(tid, analyst)
+        except (Claimed, KeyError):
+            self.unreserve(tid)
+            raise
+
+    def unreserve(self, tid: str) -> None:
+        with self._lock:
+            self._deciding.discard(tid)
+
     def decide(self, tid: str, analyst: str, verdict: str, note: str | None,
                at: str) -> Case:
         """Record ``verdict``; the analyst must hold the claim (or the case must be open)."""
@@ -286,6 +308,7 @@ class AlertStore:
             case.note = note or None
             case.claimed_by, case.claimed_until = None, 0.0
             self._claims.discard(tid)
+            self._deciding.discard(tid)
             self._decided[verdict] += 1
             return case
 

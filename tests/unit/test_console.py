@@ -183,3 +183,36 @@ def test_store_claims_expire_and_capacity_is_bounded() -> None:
     assert store.get("tx-3").state(now[0]) == "genuine"  # type: ignore[union-attr]
     assert store.query(Filters(state="undecided"))[1] == 2
     assert store.add_alert({"transaction_id": 5}) is None and store.counters["malformed"] == 1
+
+
+def test_one_verdict_per_case_even_when_sent_twice_at_once() -> None:
+    store = AlertStore()
+    store.add_alert(alert(1))
+    store.reserve("tx-1", "alice")
+    with pytest.raises(Claimed, match="being recorded"):
+        store.reserve("tx-1", "alice")  # a double click while the label is being sent
+    store.decide("tx-1", "alice", "fraud", None, "t")
+    store.unreserve("tx-1")
+    with pytest.raises(Claimed, match="already decided"):
+        store.reserve("tx-1", "alice")
+    assert store.counts()["fraud"] == 1
+
+
+def test_a_verdict_kafka_did_not_take_leaves_the_case_open(
+        app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.errors import ServiceError
+
+    def down(record: dict[str, Any]) -> None:
+        raise ServiceError("kafka: label not acknowledged (timeout)")
+
+    app.state.console.store.add_alert(alert(1))
+    monkeypatch.setattr(app.state.deps, "send_label", down)
+    alice, csrf = signed_in(app, KEY)
+    answer = alice.post("/console/case/tx-1/verdict", json={"verdict": "fraud"},
+                        headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 503 and answer.json()["errors"][0]["field"] == "labels"
+    assert app.state.console.store.get("tx-1").verdict is None
+    monkeypatch.undo()
+    again = alice.post("/console/case/tx-1/verdict", json={"verdict": "fraud"},
+                       headers={"X-CSRF-Token": csrf})
+    assert again.status_code == 200  # nothing stuck: the retry goes through

@@ -5,7 +5,8 @@ schema, which the stream's validators may still refuse) and negative mode (viola
 wrong types, missing fields, out-of-range values, bad path parameters), with and without a
 valid key. Totals are printed (``pytest -s``) and written to
 ``bench-results/api_fuzz.json``. ``FRAUDSTREAM_FUZZ_EXAMPLES`` sets examples per operation
-and mode (default 120); examples are derandomized so CI runs the same inputs.
+and mode (default 120); examples are derandomized so CI runs the same inputs
+(``FRAUDSTREAM_FUZZ_RANDOM=1`` draws new ones).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from streams.schema import Transaction
 from tests.unit.test_api import KEY, OPS_KEY, make_deps
 
 EXAMPLES = int(os.environ.get("FRAUDSTREAM_FUZZ_EXAMPLES", "120"))
+RANDOM = os.environ.get("FRAUDSTREAM_FUZZ_RANDOM") == "1"  # explore new inputs locally
 GENERAL = {"body", "X-API-Key", "version", "path", "method", "transaction_id", "request"}
 KNOWN = GENERAL | set(Transaction.model_fields) | set(LABEL_FIELDS) | set(AliasRequest.model_fields)
 TOTALS: Counter[str] = Counter()
@@ -103,7 +105,7 @@ def _run(operation: Any, mode: GenerationMode) -> None:
     strategy = operation.as_strategy(generation_mode=mode)
 
     @given(case=strategy, keyed=st.sampled_from([True, True, True, False]))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
               suppress_health_check=list(HealthCheck))
     def fuzz(case: Any, keyed: bool) -> None:
         headers = {"X-API-Key": KEY} if keyed else None

@@ -137,13 +137,16 @@ def _raw_post(port: int, key: str | None, chunks: int) -> tuple[str, int]:
 
 
 def test_the_served_api_checks_the_key_first_and_limits_bodies_while_reading(
-        api_settings: Settings) -> None:
-    """Over real HTTP (uvicorn), the 10 MB chunked body of the issue never gets read."""
+        settings: Settings) -> None:
+    """Over real HTTP (uvicorn), the 10 MB chunked body of the issue never gets read.
+
+    No champion is needed: the key and the limit come before scoring.
+    """
     import threading
 
     import uvicorn
 
-    s = api_settings
+    s = settings.model_copy(update={"api_keys": SecretStr(f"integration:{KEY}")})
     server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=s.api_port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

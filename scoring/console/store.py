@@ -127,9 +127,6 @@ class Filters:
             checks.append(lambda c: c.model == self.model)
         return checks
 
-    def match(self, case: Case, now: float) -> bool:
-        return all(check(case) for check in self.predicates(now))
-
 
 @dataclass
 class AlertStore:

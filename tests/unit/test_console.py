@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,72 @@ def test_a_verdict_kafka_did_not_take_leaves_the_case_open(
     again = alice.post("/console/case/tx-1/verdict", json={"verdict": "fraud"},
                        headers={"X-CSRF-Token": csrf})
     assert again.status_code == 200  # nothing stuck: the retry goes through
+
+
+class FakeMessage:
+    def __init__(self, topic: str, value: bytes) -> None:
+        self._topic, self._value = topic, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def value(self) -> bytes:
+        return self._value
+
+    def error(self) -> None:
+        return None
+
+
+def test_the_feed_fills_the_store_skips_bad_records_and_outlives_a_failing_consumer(
+        settings: Settings) -> None:
+    import threading
+
+    from scoring.console.feed import AlertFeed
+
+    store = AlertStore()
+    made: list[int] = []
+    done = threading.Event()
+    batches = [
+        [FakeMessage(settings.topic_scores, json.dumps({
+            "transaction_id": "tx-1", "card_id": "card-1", "event_time": "t", "score": 0.8,
+            "decision": "review", "features": {"amount": 10.0, "bad": "x"}}).encode()),
+         FakeMessage(settings.topic_alerts, json.dumps(alert(1)).encode()),
+         FakeMessage(settings.topic_alerts, b"{not json"),
+         FakeMessage(settings.topic_alerts, b"[1, 2]")],
+        [FakeMessage(settings.topic_labels, json.dumps({
+            "transaction_id": "tx-1", "label": "fraud", "actor": "carol"}).encode())],
+    ]
+
+    class Consumer:
+        def subscribe(self, topics: list[str], on_assign: Any = None) -> None:
+            assert set(topics) == {settings.topic_alerts, settings.topic_scores,
+                                   settings.topic_labels}
+
+        def consume(self, n: int, timeout: float) -> list[FakeMessage]:
+            if len(made) == 1:
+                raise RuntimeError("broker went away")  # the first consumer fails
+            if batches:
+                return batches.pop(0)
+            done.set()
+            time.sleep(0.01)
+            return []
+
+        def close(self) -> None:
+            pass
+
+    def factory() -> Consumer:
+        made.append(1)
+        return Consumer()
+
+    feed = AlertFeed(settings, store, consumer_factory=factory)
+    feed.start()
+    try:
+        assert done.wait(10)
+    finally:
+        feed.stop()
+    assert len(made) == 2  # recreated after the failure
+    case = store.get("tx-1")
+    assert case is not None and case.verdict == "fraud" and case.verdict_by == "carol"
+    assert store.features_of(case) == {"amount": 10.0}  # non-numeric values dropped
+    assert store.card_history("card-1")[0]["score"] == 0.8
+    assert store.counters["malformed"] == 2

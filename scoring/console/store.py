@@ -213,8 +213,11 @@ class AlertStore:
         return self._cases.get(tid)
 
     def card_history(self, card_id: str) -> list[dict[str, Any]]:
+        """The card's last decisions, latest event first (``scores`` may arrive out of
+        event-time order; ISO-8601 UTC strings of one format sort as times)."""
         with self._lock:
-            return list(reversed(self._cards.get(card_id, ())))
+            rows = list(self._cards.get(card_id, ()))
+        return sorted(rows, key=lambda r: r["event_time"], reverse=True)
 
     def features_of(self, case: Case) -> dict[str, float] | None:
         return case.features or self._features.get(case.transaction_id)

@@ -244,7 +244,8 @@ def test_the_feed_fills_the_store_skips_bad_records_and_outlives_a_failing_consu
     done = threading.Event()
     batches = [
         [FakeMessage(settings.topic_scores, json.dumps({
-            "transaction_id": "tx-1", "card_id": "card-1", "event_time": "t", "score": 0.8,
+            "transaction_id": "tx-1", "card_id": "card-1", "event_time": "2025-03-01T01:00:00Z",
+            "score": 0.8,
             "decision": "review", "features": {"amount": 10.0, "bad": "x"}}).encode()),
          FakeMessage(settings.topic_alerts, json.dumps(alert(1)).encode()),
          FakeMessage(settings.topic_alerts, b"{not json"),
@@ -285,4 +286,9 @@ def test_the_feed_fills_the_store_skips_bad_records_and_outlives_a_failing_consu
     assert case is not None and case.verdict == "fraud" and case.verdict_by == "carol"
     assert store.features_of(case) == {"amount": 10.0}  # non-numeric values dropped
     assert store.card_history("card-1")[0]["score"] == 0.8
+    store.add_score({"transaction_id": "tx-0", "card_id": "card-1", "decision": "approve",
+                     "event_time": "2025-03-01T09:00:00Z", "score": 0.1, "features": {}})
+    store.add_score({"transaction_id": "tx-2", "card_id": "card-1", "decision": "approve",
+                     "event_time": "2025-03-01T11:00:00Z", "score": 0.1, "features": {}})
+    assert [r["transaction_id"] for r in store.card_history("card-1")] == ["tx-2", "tx-0", "tx-1"]
     assert store.counters["malformed"] == 2

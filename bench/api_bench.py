@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-KEY = "bench-key"
+KEY = "bench-Key-8f3k-2m9q-x7v1"
 
 
 def _prepare(settings: Any, customers: int) -> list[dict[str, Any]]:

@@ -184,8 +184,27 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=18080, ge=1, le=65535)
     api_key: SecretStr | None = Field(
-        default=None, description="X-API-Key for write/admin endpoints; unset = they answer 503"
+        default=None, description="one X-API-Key, named 'api' (FRAUDSTREAM_API_KEYS names "
+        "each caller; both may be set)"
     )
+    api_keys: SecretStr | None = Field(
+        default=None, description="named keys as 'name:key,name:key'; the name is the audit "
+        "actor and the analyst's name in the console")
+    api_keys_file: Path | None = Field(
+        default=None, description="file of 'name:key' lines (# comments), read at start-up")
+    api_allow_weak_keys: bool = Field(
+        default=False, description="accept keys under 16 characters (tests and dev only); "
+        "otherwise the API refuses to start with a weak key")
+    api_open_reads: bool = Field(
+        default=True, description="GET /v1/models and /metrics without a key (logged as a "
+        "warning at start-up); false = they need a key too")
+    console_alerts_capacity: int = Field(
+        default=50_000, ge=100, description="alerts the console keeps (oldest dropped first)")
+    console_claim_seconds: int = Field(
+        default=900, ge=10, description="how long an opened case stays claimed without a verdict")
+    console_session_hours: float = Field(default=12.0, gt=0.0, le=168.0)
+    console_secure_cookies: bool = Field(
+        default=False, description="mark the console's cookies Secure (behind HTTPS)")
     api_publish_transactions: bool = Field(
         default=True, description="POST /v1/score also publishes the transaction to the stream"
     )

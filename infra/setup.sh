@@ -15,6 +15,9 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # test, docker-compose to validate the compose file
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+# the analyst console's browser test: Debian's Chromium and its driver (no browser downloads)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 import xgboost
 
-from infra.errors import FraudstreamError, ModelError, ServiceError
+from features.core import FEATURE_NAMES
+from infra.errors import FraudstreamError, InvalidInput, ModelError, ServiceError
 from infra.settings import Settings
 from models.online_snapshot import OnlineModelHandle
 from scoring.metrics import ScoringMetrics, build_metrics
@@ -107,6 +108,10 @@ class ApiDeps:
         model, policy = active
         vector = features_for(self.states, txn)
         matrix = np.asarray([vector], dtype=np.float64)
+        if not np.isfinite(matrix).all():  # never score (or 500 on) a non-finite vector
+            bad = [n for n, v in zip(FEATURE_NAMES, vector, strict=True) if not np.isfinite(v)]
+            raise InvalidInput(f"amount: the transaction's features are not finite "
+                               f"({', '.join(bad[:3])}); check amount and event_time")
         # One row: XGBoost's default OpenMP pool costs ~10 ms per DMatrix on a busy 2-core
         # box; the (thread-local) config pins it to xgb_nthread for this request.
         with xgboost.config_context(nthread=self.settings.xgb_nthread):

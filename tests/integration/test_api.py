@@ -24,7 +24,7 @@ from replay.simulator import SimulationConfig, simulate, write_history
 from scoring.api import create_app
 from scoring.state_store import RedisStateStore
 
-KEY = "integration-key"
+KEY = "integration-Key-4r8t-1p0z"
 AUTH = {"X-API-Key": KEY}
 
 
@@ -53,7 +53,7 @@ def api_settings(settings: Settings, tmp_path: Path,
                                           valid_days=3))
     topic_factory(settings.topic_transactions)
     topic_factory(settings.topic_labels)
-    return settings.model_copy(update={"api_key": SecretStr(KEY)})
+    return settings.model_copy(update={"api_keys": SecretStr(f"integration:{KEY}")})
 
 
 def test_api_end_to_end(api_settings: Settings) -> None:
@@ -95,7 +95,7 @@ def test_api_end_to_end(api_settings: Settings) -> None:
         assert client.post("/v1/labels", json=label, headers=AUTH).status_code == 202
         key, landed = _read_one(s, s.topic_labels)
         assert key == b"card-int" and landed["label"] == "fraud"
-        assert landed["label_time"].endswith("Z")
+        assert landed["label_time"].endswith("Z") and landed["actor"] == "integration"
 
         listed = client.get("/v1/models").json()
         assert listed["aliases"]["champion"] == model.version
@@ -106,3 +106,60 @@ def test_api_end_to_end(api_settings: Settings) -> None:
         assert 'fraudstream_decisions_total{decision="' in text
         assert 'route="/v1/score",status="422"' in text
     store.close()
+
+
+def _raw_post(port: int, key: str | None, chunks: int) -> tuple[str, int]:
+    """A chunked POST over a raw socket that sends ``chunks`` KiB, then only listens.
+
+    Returns (status line, chunks sent). The server must answer without the rest of a
+    body that would be 10 MB: a client that waits for the answer gets it.
+    """
+    import select
+    import socket
+
+    auth = f"X-API-Key: {key}\r\n" if key else ""
+    head = ("POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            f"\r\nTransfer-Encoding: chunked\r\n{auth}\r\n").encode()
+    chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        sent = 0
+        for _ in range(chunks):
+            # a paced client (10 ms a KiB): what the server reads, not the kernel's buffers
+            readable, _, _ = select.select([sock], [], [], 0.01)
+            if readable:
+                break
+            sock.sendall(chunk)
+            sent += 1
+        sock.settimeout(30)
+        answer = sock.recv(4096).decode("latin-1")
+    return answer.split("\r\n", 1)[0], sent
+
+
+def test_the_served_api_checks_the_key_first_and_limits_bodies_while_reading(
+        settings: Settings) -> None:
+    """Over real HTTP (uvicorn), the 10 MB chunked body of the issue never gets read.
+
+    No champion is needed: the key and the limit come before scoring.
+    """
+    import threading
+
+    import uvicorn
+
+    s = settings.model_copy(update={"api_keys": SecretStr(f"integration:{KEY}")})
+    server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=s.api_port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status, sent = _raw_post(s.api_port, None, chunks=1)
+        assert status.startswith("HTTP/1.1 401"), status  # answered after 1 KiB of 10 MB
+        status, sent = _raw_post(s.api_port, KEY, chunks=10_000)
+        assert status.startswith("HTTP/1.1 413"), status
+        assert sent < 100, sent  # cut off near the 16 KiB limit, not after 10 MB
+    finally:
+        server.should_exit = True
+        thread.join(30)

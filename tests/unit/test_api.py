@@ -35,8 +35,10 @@ from models.versions import LoadedModel, ModelVersionInfo
 from scoring.api import create_app
 from scoring.api_deps import ApiDeps
 
-KEY = "s3cret-key"
+KEY = "alice-7Hq2-Zp9x-Lw4m"
+OPS_KEY = "ops-K3v8-Rt6y-Nb1c"
 AUTH = {"X-API-Key": KEY}
+OPS = {"X-API-Key": OPS_KEY}
 TXN = {"transaction_id": "tx-1", "event_time": "2025-01-10T12:00:00Z", "card_id": "card-1",
        "merchant_id": "m-1", "terminal_id": "t-1", "amount": 250.0, "country": "FR",
        "channel": "pos"}
@@ -112,7 +114,8 @@ def make_deps(settings: Settings, model: LoadedModel | None = None, **kw: Any) -
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path, api_key=SecretStr(KEY), online_reload_seconds=60)
+    return Settings(state_dir=tmp_path, api_keys=SecretStr(f"alice:{KEY},ops:{OPS_KEY}"),
+                    online_reload_seconds=60)
 
 
 @pytest.fixture
@@ -128,6 +131,8 @@ def test_health_ready_and_openapi(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/score" in spec["paths"]
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    assert "amount" in body["schema"]["properties"]
 
 
 def test_readyz_reports_what_is_down(settings: Settings) -> None:
@@ -138,6 +143,7 @@ def test_readyz_reports_what_is_down(settings: Settings) -> None:
         assert body.json()["checks"] == {"kafka": True, "redis": False, "model": False}
         scored = c.post("/v1/score", json=TXN, headers=AUTH)
         assert scored.status_code == 503 and "no champion" in scored.json()["detail"]
+        assert scored.json()["errors"][0]["field"] == "service"
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}])
@@ -153,7 +159,7 @@ def test_no_configured_key_refuses_writes(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path)
     with TestClient(create_app(settings, make_deps(settings))) as c:
         answer = c.post("/v1/score", json=TXN, headers=AUTH)
-        assert answer.status_code == 503 and "FRAUDSTREAM_API_KEY" in answer.json()["detail"]
+        assert answer.status_code == 503 and "FRAUDSTREAM_API_KEYS" in answer.json()["detail"]
 
 
 def test_score_matches_the_offline_core_and_model(settings: Settings) -> None:
@@ -195,18 +201,18 @@ def test_invalid_transactions_get_422_naming_the_field(
 ) -> None:
     answer = client.post("/v1/score", json={**TXN, **change}, headers=AUTH)
     assert answer.status_code == 422
-    assert any(e["field"] == field_name for e in answer.json()["errors"])
-    assert field_name in answer.json()["detail"]
+    assert [e["field"] for e in answer.json()["errors"]] == [field_name]
+    assert answer.json()["detail"].startswith(f"{field_name}: ")
 
 
 def test_malformed_and_oversized_bodies_are_4xx(client: TestClient) -> None:
     bad = client.post("/v1/score", content=b"{not json", headers={**AUTH,
                       "Content-Type": "application/json"})
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body"
     missing = client.post("/v1/score", json={"transaction_id": "x"}, headers=AUTH)
     assert missing.status_code == 422 and "card_id" in missing.json()["detail"]
     huge = client.post("/v1/score", json={**TXN, "pad": "x" * 20_000}, headers=AUTH)
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and huge.json()["errors"][0]["field"] == "body"
 
 
 def test_labels_are_produced_keyed_by_card(client: TestClient) -> None:
@@ -217,15 +223,23 @@ def test_labels_are_produced_keyed_by_card(client: TestClient) -> None:
     deps = client.app.state.deps  # type: ignore[attr-defined]
     topic, key, value = deps.producer.produced[-1]
     assert (topic, key) == (deps.settings.topic_labels, b"card-1")
-    assert json.loads(value) == {**label, "label_time": "2025-01-12T08:00:00.000Z"}
+    assert json.loads(value) == {**label, "label_time": "2025-01-12T08:00:00.000Z",
+                                 "actor": "alice"}
 
 
-@pytest.mark.parametrize("change", [{"label": "maybe"}, {"source": "rumour"},
-                                    {"label_time": "2025-01-12T08:00:00"}, {"extra": 1}])
-def test_invalid_labels_are_422(client: TestClient, change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("change", "field_name"), [
+    ({"label": "maybe"}, "label"), ({"source": "rumour"}, "source"),
+    ({"label_time": "2025-01-12T08:00:00"}, "label_time"), ({"extra": 1}, "extra"),
+    ({"label_time": "9999-12-31T23:59:59-01:00"}, "label_time"),
+    ({"label_time": "0001-01-01T00:00:00+01:00"}, "label_time"),
+    ({"label_time": 1e300}, "label_time"), ({"label_time": 10**30}, "label_time"),
+    ({"actor": "mallory"}, "actor"), ({"card_id": 7}, "card_id"), ({"note": ["x"]}, "note")])
+def test_invalid_labels_are_422_naming_the_field(
+        client: TestClient, change: dict[str, Any], field_name: str) -> None:
     label = {"transaction_id": "tx-1", "card_id": "card-1", "label": "fraud", **change}
     answer = client.post("/v1/labels", json=label, headers=AUTH)
     assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field_name, answer.text
 
 
 def test_models_and_alias_moves(client: TestClient) -> None:
@@ -239,8 +253,18 @@ def test_models_and_alias_moves(client: TestClient) -> None:
                       headers=AUTH)
     assert bad.status_code == 422
     ok = client.post("/v1/models/3/alias", json={"alias": "shadow", "reason": "try it"},
-                     headers=AUTH)
+                     headers=OPS)
     assert ok.status_code == 200 and ok.json()["alias"] == "shadow"
+    assert ok.json()["actor"] == "ops"  # the key's name, never a field the caller fills
+    spoof = client.post("/v1/models/3/alias", headers=OPS,
+                        json={"alias": "shadow", "reason": "try it", "actor": "alice"})
+    assert spoof.status_code == 422 and spoof.json()["errors"][0]["field"] == "actor"
+    typed = client.post("/v1/models/3/alias", json={"alias": "shadow", "reason": 12345},
+                        headers=OPS)
+    assert typed.status_code == 422 and typed.json()["errors"][0]["field"] == "reason"
+    path = client.post("/v1/models/..%2F/alias", json={"alias": "shadow", "reason": "x1x"},
+                       headers=OPS)
+    assert 400 <= path.status_code < 500 and path.json()["errors"]
 
 
 def test_metrics_expose_requests_decisions_and_versions(client: TestClient) -> None:

@@ -5,13 +5,18 @@ last step (:class:`~models.reports.ArmEvidence` of each). Gates, in order:
 
 1. **errors**: the canary's error rate (records it failed to score) exceeds the champion's
    by more than ``max_error_excess`` -> fail.
-2. **score distribution**: PSI of the canary's scores on the champion's score deciles
-   above ``max_score_psi`` -> fail. The arms hold random card sets (hash routing), so a
-   model that ranks like the champion scores like it; an inverted model does not.
+2. **score distribution**: PSI of the canary's scores against the champion's (20 fixed
+   bins of [0, 1]) above ``max_score_psi`` -> fail. The arms hold random card sets (hash
+   routing), so a model that scores like the champion shows a small PSI; an inverted one a
+   huge one. This assumes versions of comparable calibration (same training recipe); a
+   recalibrated challenger needs a larger ``max_score_psi`` for its canary.
 3. **alert rate**: the canary's alert-rate 95 % interval lies wholly outside
    [champion / ``alert_ratio``, champion x ``alert_ratio``] -> fail: analysts would be
    flooded, or the canary stopped alerting.
-4. **precision and recall on matured labels**: with at least ``min_frauds`` matured frauds
+4. **rank agreement** (when the canary arm's records also carry the champion's score of
+   the same transaction): Spearman correlation below ``min_rank_correlation`` -> fail. The
+   surest early sign of a model that ranks backwards, whatever its calibration.
+5. **precision and recall on matured labels**: with at least ``min_frauds`` matured frauds
    on both arms, the canary's 95 % upper bound falls below the champion's value minus
    ``label_tolerance`` -> fail. Labels mature days after the decision, so this gate is
    *required* (not just applied when possible) only for steps to ``label_gate_from`` share
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats
 
 from drift.stats import bin_fractions, psi
 from models.reports import ArmEvidence
@@ -48,6 +54,7 @@ class CanaryPolicy:
     max_error_excess: float = 0.001
     max_score_psi: float = 0.25
     alert_ratio: float = 2.0
+    min_rank_correlation: float = 0.5
     min_frauds: int = 20
     label_tolerance: float = 0.05
     label_gate_from: float = 0.50
@@ -80,10 +87,17 @@ def _check(passed: bool | None, detail: str) -> dict[str, Any]:
     return {"passed": passed, "detail": detail}
 
 
-def score_psi(champion: np.ndarray, canary: np.ndarray, bins: int = 10) -> float:
-    """PSI of the canary's scores on the champion's score quantile bins."""
-    cuts = np.unique(np.quantile(champion, np.linspace(0, 1, bins + 1)[1:-1]))
-    return psi(bin_fractions(champion, cuts), bin_fractions(canary, cuts))
+SCORE_CUTS = tuple(np.linspace(0.0, 1.0, 21)[1:-1])  # 20 equal-width bins over [0, 1]
+
+
+def score_psi(champion: np.ndarray, canary: np.ndarray) -> float:
+    """PSI of the canary's scores against the champion's on 20 fixed bins of [0, 1].
+
+    Fixed bins, not the champion's quantiles: a boosted model gives many transactions the
+    very same score, so quantile cuts sit on those ties and a second model whose scores
+    differ by 1e-6 would land in the next bin and look wholly different.
+    """
+    return psi(bin_fractions(champion, SCORE_CUTS), bin_fractions(canary, SCORE_CUTS))
 
 
 def gate_checks(champion: ArmEvidence, canary: ArmEvidence,
@@ -106,6 +120,14 @@ def gate_checks(champion: ArmEvidence, canary: ArmEvidence,
                                   f"alert rate {canary.alert_rate.value:.4f} "
                                   f"[{low:.4f}, {high:.4f}] vs champion {base:.4f} "
                                   f"(allowed {lo_ok:.4f}-{hi_ok:.4f})")
+    paired = canary.paired
+    if paired is not None and paired.size >= policy.min_decisions:
+        rho = float(stats.spearmanr(paired, canary.scores).statistic)
+        checks["rank_agreement"] = _check(bool(rho >= policy.min_rank_correlation),
+                                          f"Spearman vs champion on the same rows {rho:.3f} "
+                                          f"(min {policy.min_rank_correlation})")
+    else:
+        checks["rank_agreement"] = _check(None, "no paired champion scores")
     enough = min(champion.matured_frauds, canary.matured_frauds) >= policy.min_frauds
     for name in ("recall", "precision"):
         mine, theirs = getattr(canary, name), getattr(champion, name)

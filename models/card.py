@@ -110,7 +110,7 @@ def slice_table(
     return rows
 
 
-def test_window_slices(frame: pd.DataFrame, result: TrainResult) -> list[dict[str, Any]]:
+def slices_of_test_window(frame: pd.DataFrame, result: TrainResult) -> list[dict[str, Any]]:
     """:func:`slice_table` of ``result``'s test window of the frame it was trained on."""
     times = pd.to_datetime(frame["event_time"], utc=True)
     start, end = (pd.Timestamp(result.windows[k]) for k in ("test_start", "test_end"))

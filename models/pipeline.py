@@ -76,7 +76,7 @@ def train_and_register(
     config: TrainConfig | None = None,
 ) -> str:
     """Train on ``history_path`` and register a new version with its lineage and slices."""
-    from models.card import test_window_slices
+    from models.card import slices_of_test_window
     from models.lineage import data_lineage
     from models.registry import ModelRegistry
 
@@ -84,7 +84,7 @@ def train_and_register(
     version = ModelRegistry(settings).log_and_register(
         result, settings.model_name, FEATURE_SERVICE_NAME, alias=alias,
         data=data_lineage(frame, source=str(history_path)),
-        slices=test_window_slices(frame, result),
+        slices=slices_of_test_window(frame, result),
     )
     log.info("registered %s version %s", settings.model_name, version)
     return version

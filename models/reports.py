@@ -6,7 +6,10 @@ Input is a frame of decisions, one row per transaction, with columns:
 - ``score`` (the acted-on score) and ``alert`` (bool: review or decline);
 - ``error`` (bool, optional): the arm failed to score it (dead-lettered, fell back);
 - ``is_fraud`` (optional): the **matured** label, NaN while still maturing;
-- for shadow: ``shadow_score`` and ``shadow_alert``.
+- for shadow: ``shadow_score`` and ``shadow_alert``;
+- ``champion_score`` (optional, canary arm): the champion's score of the same transaction,
+  when the worker scores canary-arm records with both models (it enables the canary's
+  rank-agreement gate).
 
 :func:`decisions_frame` builds it from ``scores`` records plus matured labels.
 
@@ -73,6 +76,7 @@ class ArmEvidence:
     alerts: np.ndarray
     labels: np.ndarray
     errors: int = 0
+    paired: np.ndarray | None = None  # canary arm: the champion's scores of the same rows
 
     @property
     def decisions(self) -> int:
@@ -112,11 +116,14 @@ def arm_evidence(frame: pd.DataFrame, arm: str) -> ArmEvidence:
     scored = rows.loc[~errors] if errors is not None else rows
     labels = (scored["is_fraud"].astype(float).to_numpy() if "is_fraud" in scored
               else np.full(len(scored), np.nan))
+    paired = (scored["champion_score"].astype(float).to_numpy()
+              if "champion_score" in scored and scored["champion_score"].notna().any() else None)
     return ArmEvidence(
         scores=scored["score"].astype(float).to_numpy(),
         alerts=scored["alert"].astype(bool).to_numpy(),
         labels=labels,
         errors=int(errors.sum()) if errors is not None else 0,
+        paired=paired,
     )
 
 
@@ -178,6 +185,7 @@ def decisions_frame(
             "alert": r.get("decision") in ("review", "decline"),
             "error": bool(r.get("error", False)),
             "shadow_score": parts.get("shadow"),
+            "champion_score": parts.get("champion"),
             "shadow_alert": r.get("shadow_decision") in ("review", "decline"),
             "is_fraud": float(labels[r["transaction_id"]]) if r["transaction_id"] in labels
             else math.nan,

@@ -278,14 +278,14 @@ class Retrainer:
         self._audit(now, "evaluated", challenger=_clean(challenger),
                     champion=_clean(champion_metrics),
                     champion_version=champion.version if champion else None)
-        from models.card import test_window_slices
+        from models.card import slices_of_test_window
         from models.lineage import data_lineage
 
         version = self.registry.log_and_register(
             result, self.settings.model_name, self.feature_service, alias=CHALLENGER,
             actor=self.actor, reason=f"retrain at {now.isoformat()}: {reason}",
             data=data_lineage(labeled, source=f"labels as of {now.isoformat()}"),
-            slices=test_window_slices(labeled, result))
+            slices=slices_of_test_window(labeled, result))
         self._audit(now, "registered", version=version, alias=CHALLENGER)
         decision = decide(challenger, champion_metrics, self.policy)
         if decision.promote:

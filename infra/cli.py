@@ -190,8 +190,10 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
     from models.retrain import utc
-    from models.retrain_job import run_job
 
     now = None
     if args.now is not None:
@@ -200,7 +202,27 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             raise ConfigurationError(f"--now {args.now!r} is not a date or time "
                                      "(e.g. 2025-02-10 or 2025-02-10T12:00Z)") from None
-    result = run_job(settings, _history_file(args, settings), force=args.force, now=now)
+    if args.every is not None and (args.every <= 0 or now is not None):
+        raise ConfigurationError("--every needs a positive number of seconds, without --now")
+    history = _history_file(args, settings) if args.history else None
+    if args.every is None:
+        _retrain_once(settings, history, args.force, now)
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():  # a long-running retrainer: one check per period, until SIGTERM
+        try:
+            _retrain_once(settings, history, args.force, None)
+        except FraudstreamError as exc:  # the next period tries again; the error is shown
+            log.error("retrain check failed: %s", exc)
+        stop.wait(args.every)
+    return 0
+
+
+def _retrain_once(settings: Settings, history: Path | None, force: bool, now: object) -> None:
+    from models.retrain_job import run_job
+
+    result = run_job(settings, history, force=force, now=now)
     if result.decision is not None:
         print(f"{result.now.isoformat()}: triggers {list(result.decision.reasons)} "
               f"fire={result.decision.fire} {result.decision.suppressed or ''}".rstrip())
@@ -208,7 +230,6 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"challenger v{result.outcome.challenger_version}: {result.outcome.decision.reason}")
     elif result.decision is not None and not result.decision.fire:
         print("no retrain due")
-    return 0
 
 
 def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -388,7 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
     p.add_argument("--history", default=None,
-                   help="labeled history to judge and train on (Parquet, or any mapped file)")
+                   help="labeled history to judge and train on (Parquet, or any mapped "
+                   "file); default: the offline store joined with the labels topic")
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="keep running: one check every SECONDS until SIGTERM; default: once")
     p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
     p.add_argument("--now", help="event time of the check (UTC); default: after the data")
     _mapping_options(p)

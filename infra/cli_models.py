@@ -119,6 +119,7 @@ def _decisions(args: argparse.Namespace) -> pd.DataFrame:
 
 def _canary(args: argparse.Namespace, settings: Settings) -> int:
     from models import rollout_canary
+    from models.canary import canary_policy_from
     from models.reports import arm_evidence
 
     registry = _registry(settings)
@@ -139,7 +140,7 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
     frame = _decisions(args)
     decision, _ = rollout_canary.step_canary(
         registry, arm_evidence(frame, "champion"), arm_evidence(frame, "canary"),
-        actor=args.actor)
+        actor=args.actor, policy=canary_policy_from(settings))
     for name, check in decision.checks.items():
         verdict = {True: "pass", False: "FAIL", None: "n/a "}[check["passed"]]
         print(f"  {verdict}  {name}: {check['detail']}")

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import stats
 
 from drift.stats import bin_fractions, psi
+from infra.settings import Settings
 from models.reports import ArmEvidence
 
 STEPS: tuple[float, ...] = (0.01, 0.10, 0.50, 1.0)
@@ -47,7 +48,7 @@ Action = Literal["step", "hold", "rollback", "complete"]
 
 @dataclass(frozen=True)
 class CanaryPolicy:
-    """Gate thresholds; defaults and why are in ``docs/models.md``."""
+    """Gate thresholds (``FRAUDSTREAM_CANARY_*``); defaults and why: ``docs/models.md``."""
 
     steps: tuple[float, ...] = STEPS
     min_decisions: int = 200
@@ -80,6 +81,19 @@ class StepDecision:
     next_share: float  # share after this decision (0 after a rollback)
     reason: str
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def canary_policy_from(settings: Settings) -> CanaryPolicy:
+    """The gate thresholds of the ``FRAUDSTREAM_CANARY_*`` settings."""
+    return CanaryPolicy(
+        min_decisions=settings.canary_min_decisions,
+        max_error_excess=settings.canary_max_error_excess,
+        max_score_psi=settings.canary_max_score_psi,
+        alert_ratio=settings.canary_alert_ratio,
+        min_rank_correlation=settings.canary_min_rank_correlation,
+        min_frauds=settings.canary_min_frauds,
+        label_tolerance=settings.canary_label_tolerance,
+    )
 
 
 def _check(passed: bool | None, detail: str) -> dict[str, Any]:

@@ -177,3 +177,15 @@ def test_rollback_target_and_doctests() -> None:
     for module in ("models.rollout", "models.reports", "models.lineage", "scoring.routing"):
         result = doctest.testmod(importlib.import_module(module))
         assert result.attempted > 0 and result.failed == 0, module
+
+
+def test_gate_thresholds_come_from_settings() -> None:
+    from infra.settings import Settings
+    from models.canary import canary_policy_from
+
+    champion, canary = _arms("good")
+    strict = canary_policy_from(Settings(canary_min_decisions=10_000))
+    assert decide_step(0.01, champion, canary, strict).action == "hold"
+    lax = canary_policy_from(Settings(canary_max_score_psi=100.0, canary_alert_ratio=1000.0))
+    champion, inverted = _arms("inverted", matured=0.0)
+    assert decide_step(0.01, champion, inverted, lax).action == "step"  # gates loosened

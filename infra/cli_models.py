@@ -5,7 +5,8 @@ Thin: each command calls :mod:`models.rollout` / :mod:`models.rollout_canary` /
 exit code. A model that cannot be loaded or served, a missing previous holder or a canary
 gate that rolled back is exit code 1; an unknown alias is 2.
 
-Canary evidence (``canary step``, ``report``) is read from a decisions file: a JSON-lines
+Canary evidence (``canary step``, ``report``) is read live from the ``scores`` and
+``labels`` topics (:mod:`models.live_evidence`), or from a decisions file: a JSON-lines
 dump of ``scores`` records (``arm``, ``score``, ``decision``, ``scores.shadow`` ...) with an
 optional labels file (``transaction_id``, ``is_fraud``; matured labels only), or a Parquet
 decisions frame (columns of :mod:`models.reports`).
@@ -96,11 +97,15 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _decisions(args: argparse.Namespace) -> pd.DataFrame:
+def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
     import pandas as pd
 
     from models.reports import decisions_frame
 
+    if args.decisions is None:  # live: the scores and labels topics
+        from models.live_evidence import live_decisions
+
+        return live_decisions(settings, _registry(settings))
     path = Path(args.decisions)
     if not path.is_file():
         raise ConfigurationError(f"decisions file {path} does not exist")
@@ -137,7 +142,7 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
         print(f"canary {'v' + status.version if status.version else 'none'} at "
               f"{status.share:.0%}; champion v{status.champion}")
         return 0
-    frame = _decisions(args)
+    frame = _decisions(args, settings)
     decision, _ = rollout_canary.step_canary(
         registry, arm_evidence(frame, "champion"), arm_evidence(frame, "canary"),
         actor=args.actor, policy=canary_policy_from(settings))
@@ -151,7 +156,7 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from models.reports import ab_report, format_ab, shadow_report
 
-    frame = _decisions(args)
+    frame = _decisions(args, settings)
     ab = ab_report(frame)
     shadow = shadow_report(frame) if frame.get("shadow_score") is not None and \
         frame["shadow_score"].notna().any() else None
@@ -172,8 +177,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evidence_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--decisions", required=True,
-                   help="scores records (.jsonl) or a decisions frame (.parquet)")
+    p.add_argument("--decisions", default=None,
+                   help="scores records (.jsonl) or a decisions frame (.parquet); default: "
+                   "the scores topic since the canary's last step, with the labels topic")
     p.add_argument("--labels", default=None,
                    help="matured labels (.jsonl: transaction_id, is_fraud) for a .jsonl file")
 

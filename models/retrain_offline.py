@@ -21,8 +21,6 @@ FeatureService's columns. ``labels_as_of`` then keeps only labels known at ``now
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,7 +29,7 @@ import pyarrow.dataset as ds
 from features.core import FEATURE_NAMES
 from features.definitions import ENTITY_JOIN_KEY, TIMESTAMP_FIELD
 from features.labels import parse_label
-from infra.errors import InvalidInput, ServiceError
+from infra.errors import InvalidInput
 from infra.settings import Settings
 
 log = logging.getLogger("fraudstream.models.retrain_offline")
@@ -62,44 +60,9 @@ def labels_frame(raw: list[bytes], max_bytes: int) -> LabelRead:
 
 def read_label_topic(settings: Settings, timeout: float = 60.0) -> LabelRead:
     """Every record of ``labels`` up to its end at the call, within ``timeout`` seconds."""
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from models.topic_read import read_topic
 
-    from streams.clients import make_consumer
-
-    consumer = make_consumer(settings, f"fraudstream-retrain-{uuid.uuid4().hex[:8]}")
-    deadline = time.monotonic() + timeout
-    try:
-        meta = consumer.list_topics(settings.topic_labels, timeout=min(10.0, timeout))
-        topic = meta.topics.get(settings.topic_labels)
-        if topic is None or topic.error is not None:
-            raise ServiceError(f"topic {settings.topic_labels!r} is not available")
-        ends = {}
-        for p in topic.partitions:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(settings.topic_labels, p), timeout=10.0)
-            ends[p] = high
-        consumer.assign([TopicPartition(settings.topic_labels, p, OFFSET_BEGINNING)
-                         for p in ends])
-        raw: list[bytes] = []
-        done = {p for p, high in ends.items() if high <= 0}
-        while len(done) < len(ends):
-            if time.monotonic() > deadline:
-                raise ServiceError(f"reading {settings.topic_labels!r} took over {timeout}s")
-            for msg in consumer.consume(1000, timeout=1.0):
-                if msg.error() is not None:
-                    continue
-                value, offset, partition = msg.value(), msg.offset(), msg.partition()
-                if value is not None:
-                    raw.append(value)
-                if offset is not None and partition is not None \
-                        and offset >= ends[partition] - 1:
-                    done.add(partition)
-            # a transactional topic's last offsets may be commit markers: check the position
-            for tp in consumer.position([TopicPartition(settings.topic_labels, p) for p in ends]):
-                if tp.offset >= ends[tp.partition]:
-                    done.add(tp.partition)
-    finally:
-        consumer.close()
+    raw = [value for value, _ in read_topic(settings, settings.topic_labels, timeout=timeout)]
     return labels_frame(raw, settings.max_message_bytes)
 
 

@@ -189,3 +189,19 @@ def test_gate_thresholds_come_from_settings() -> None:
     lax = canary_policy_from(Settings(canary_max_score_psi=100.0, canary_alert_ratio=1000.0))
     champion, inverted = _arms("inverted", matured=0.0)
     assert decide_step(0.01, champion, inverted, lax).action == "step"  # gates loosened
+
+
+def test_live_window_and_matured_labels() -> None:
+    from models.live_evidence import matured_labels, window_start_ms
+
+    log = [{"action": "canary_start", "new_version": "2", "time": "2025-01-01T00:00:00+00:00"},
+           {"action": "canary_step", "new_version": "2", "time": "2025-01-02T00:00:00+00:00"},
+           {"action": "canary_hold", "new_version": "2", "time": "2025-01-03T00:00:00+00:00"}]
+    assert window_start_ms(log, "2") == 1_735_776_000_000  # the step, not the hold
+    assert window_start_ms(log, "3") is None
+    day = 86_400_000
+    records = [{"transaction_id": "old", "event_time": 0},
+               {"transaction_id": "new", "event_time": 9 * day},
+               {"transaction_id": "new-fraud", "event_time": "1970-01-10T00:00:00Z"}]
+    labels = matured_labels(records, {"new-fraud"}, now_ms=10 * day, maturity_days=7)
+    assert labels == {"old": 0, "new-fraud": 1}  # "new" is not matured yet

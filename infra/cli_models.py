@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,15 +144,24 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
         print(f"canary {'v' + status.version if status.version else 'none'} at "
               f"{status.share:.0%}; champion v{status.champion}")
         return 0
-    frame = _decisions(args, settings)
-    decision, _ = rollout_canary.step_canary(
-        registry, arm_evidence(frame, "champion"), arm_evidence(frame, "canary"),
-        actor=args.actor, policy=canary_policy_from(settings))
-    for name, check in decision.checks.items():
-        verdict = {True: "pass", False: "FAIL", None: "n/a "}[check["passed"]]
-        print(f"  {verdict}  {name}: {check['detail']}")
-    print(f"{decision.action}: {decision.reason}")
-    return 1 if decision.action == "rollback" else 0
+    if args.every is not None and (args.every <= 0 or args.decisions is not None):
+        raise ConfigurationError("--every needs a positive number of seconds and live evidence "
+                                 "(no --decisions)")
+    stop = threading.Event()
+    if args.every is not None:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while True:
+        frame = _decisions(args, settings)
+        decision, _ = rollout_canary.step_canary(
+            registry, arm_evidence(frame, "champion"), arm_evidence(frame, "canary"),
+            actor=args.actor, policy=canary_policy_from(settings))
+        for name, check in decision.checks.items():
+            verdict = {True: "pass", False: "FAIL", None: "n/a "}[check["passed"]]
+            print(f"  {verdict}  {name}: {check['detail']}")
+        print(f"{decision.action}: {decision.reason}", flush=True)
+        if args.every is None or decision.action in ("rollback", "complete") \
+                or stop.wait(args.every):
+            return 1 if decision.action == "rollback" else 0
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
@@ -214,6 +225,9 @@ def register(models: Any, add: Any) -> None:
     p = add("step", _canary, "judge the gates on the decisions since the last step and "
             "step, hold, complete or roll back (exit 1 on rollback)", canary)
     _evidence_options(p)
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="keep stepping every SECONDS until the canary completes or is "
+                   "rolled back (or SIGTERM); default: once")
     actor(p)
     p = add("abort", _canary, "stop the canary: all traffic back to the champion", canary)
     actor(p)

@@ -96,3 +96,5 @@ def test_runtime_failures_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no previous holder" in capsys.readouterr().err
     assert main(["models", "list"]) == 0
     assert main(["models", "canary", "step", "--decisions", "missing.jsonl"]) == 2
+    assert main(["models", "canary", "step", "--every", "5", "--decisions", "d.jsonl"]) == 2
+    assert "--every needs" in capsys.readouterr().err

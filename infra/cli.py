@@ -22,16 +22,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from infra.cli_format import DESCRIPTION, EXIT_CODES, Formatter, version
 from infra.cli_progress import stages
+from infra.cli_train import _config, _retrain, _train, mapping_of
 from infra.errors import ConfigurationError, FraudstreamError, InvalidInput
 from infra.settings import Settings, settings_errors
-
-if TYPE_CHECKING:
-    from replay.mapping import ColumnMapping
 
 log = logging.getLogger("fraudstream.cli")
 
@@ -105,20 +103,11 @@ def _mapping_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sort", action="store_true", help="sort by event time, not refuse")
 
 
-def _mapping(args: argparse.Namespace) -> ColumnMapping:
-    from dataclasses import replace
-
-    from replay.mapping import load_mapping
-
-    mapping = load_mapping(args.mapping, args.map, args.label_delay_days)
-    return replace(mapping, sort=True) if args.sort else mapping
-
-
 def _replay_publish(args: argparse.Namespace, settings: Settings) -> int:
     from replay.commands import publish_file
 
     result, start = publish_file(
-        settings, Path(args.file), _mapping(args), speed=args.speed,
+        settings, Path(args.file), mapping_of(args), speed=args.speed,
         max_rate=args.max_rate, limit=args.limit, resume=args.resume,
         checkpoint_path=Path(args.checkpoint) if args.checkpoint else None)
     print(f"published {result.sent} transactions in {result.seconds:.1f}s"
@@ -138,98 +127,11 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
         fmt=args.format)
     label = "prequential" if args.prequential else "backtest"
     with stages([label], label):
-        written, metrics = backtest_file(settings, Path(args.file), _mapping(args),
+        written, metrics = backtest_file(settings, Path(args.file), mapping_of(args),
                                          options, Path(args.out))
     print(print_table(metrics))
     print(f"wrote {written.predictions}, {written.metrics} and {written.report}")
     return 0
-
-
-def _history_file(args: argparse.Namespace, settings: Settings) -> Path:
-    """``--history`` as a fraudstream Parquet history (mapped files are rewritten first)."""
-    history = Path(args.history)
-    if not history.is_file():
-        raise ConfigurationError(f"history file {history} does not exist (or is not a file)")
-    if args.mapping or args.map or args.sort or history.suffix != ".parquet":
-        from replay.commands import normalized_history
-
-        history = normalized_history(settings, history, _mapping(args))
-    return history
-
-
-def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from features.definitions import FEATURE_SERVICE_NAME
-    from models.card import slices_of_test_window
-    from models.lineage import data_lineage
-    from models.pipeline import train_frame_from_history
-    from models.registry import ModelRegistry
-
-    history = _history_file(args, settings)
-    with stages(["features and training", "register"], "train") as bar:
-        frame, result = train_frame_from_history(settings, history)
-        bar.next()
-        alias = None if args.alias == "none" else args.alias
-        version = ModelRegistry(settings).log_and_register(
-            result, settings.model_name, FEATURE_SERVICE_NAME, alias=alias,
-            data=data_lineage(frame, source=str(args.history)),
-            slices=slices_of_test_window(frame, result))
-    print(f"registered {settings.model_name} version {version} (alias {args.alias})")
-    return 0
-
-
-def _config(args: argparse.Namespace, settings: Settings) -> int:
-    values = settings.redacted()
-    if args.format == "json":
-        print(json.dumps(values, indent=2, sort_keys=True, default=str))
-        return 0
-    for key in sorted(values):
-        value = values[key]
-        text = json.dumps(value, default=str) if isinstance(value, list | tuple) else value
-        print(f"FRAUDSTREAM_{key.upper()}={'' if value is None else text}")
-    return 0
-
-
-def _retrain(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
-    import threading
-
-    from models.retrain import utc
-
-    now = None
-    if args.now is not None:
-        try:
-            now = utc(args.now)
-        except ValueError:
-            raise ConfigurationError(f"--now {args.now!r} is not a date or time "
-                                     "(e.g. 2025-02-10 or 2025-02-10T12:00Z)") from None
-    if args.every is not None and (args.every <= 0 or now is not None):
-        raise ConfigurationError("--every needs a positive number of seconds, without --now")
-    history = _history_file(args, settings) if args.history else None
-    if args.every is None:
-        _retrain_once(settings, history, args.force, now)
-        return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.is_set():  # a long-running retrainer: one check per period, until SIGTERM
-        try:
-            _retrain_once(settings, history, args.force, None)
-        except FraudstreamError as exc:  # the next period tries again; the error is shown
-            log.error("retrain check failed: %s", exc)
-        stop.wait(args.every)
-    return 0
-
-
-def _retrain_once(settings: Settings, history: Path | None, force: bool, now: object) -> None:
-    from models.retrain_job import run_job
-
-    result = run_job(settings, history, force=force, now=now)
-    if result.decision is not None:
-        print(f"{result.now.isoformat()}: triggers {list(result.decision.reasons)} "
-              f"fire={result.decision.fire} {result.decision.suppressed or ''}".rstrip())
-    if result.outcome is not None:
-        print(f"challenger v{result.outcome.challenger_version}: {result.outcome.decision.reason}")
-    elif result.decision is not None and not result.decision.fire:
-        print("no retrain due")
 
 
 def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,40 +188,6 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, keep_services=args.keep_services)
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default (unless it is empty: None, "", False, []) and keeps
-    descriptions' line breaks."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        help_ = action.help or ""
-        default = action.default
-        if ("%(default)" in help_ or default in (None, "", False, [], argparse.SUPPRESS)
-                or not action.option_strings and action.nargs not in ("?", "*")):
-            return help_
-        return help_ + " (default: %(default)s)"
-
-
-DESCRIPTION = ("Streaming, real-time card fraud detection: one entry point for operators, "
-               "ML engineers and the demo.")
-EXIT_CODES = """exit codes:
-  0    success
-  1    runtime failure (service down, model unusable, failed check or gate)
-  2    usage or configuration error (bad option, invalid FRAUDSTREAM_* setting, bad
-       input file)
-  130  interrupted
-
-settings come from FRAUDSTREAM_* environment variables: `fraudstream config` prints them."""
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("fraudstream")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 Add = Callable[..., argparse.ArgumentParser]
 
 
@@ -330,16 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="more logging (-v debug); accepted anywhere on the line")
     parser = argparse.ArgumentParser(prog="fraudstream", description=DESCRIPTION,
-                                     epilog=EXIT_CODES, formatter_class=_Formatter,
+                                     epilog=EXIT_CODES, formatter_class=Formatter,
                                      parents=[common])
-    parser.add_argument("--version", action="version", version=f"fraudstream {_version()}")
+    parser.add_argument("--version", action="version", version=f"fraudstream {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler | None, help_: str,
             into: argparse._SubParsersAction[argparse.ArgumentParser] | None = None,
             ) -> argparse.ArgumentParser:
         p = (into or sub).add_parser(name, help=help_, description=help_, parents=[common],
-                                     formatter_class=_Formatter, epilog=EXIT_CODES)
+                                     formatter_class=Formatter, epilog=EXIT_CODES)
         if handler is not None:
             p.set_defaults(handler=handler)
         return p

@@ -3,6 +3,15 @@
 Each command builds one :class:`~infra.settings.Settings` from ``FRAUDSTREAM_*`` variables and
 passes it down. Heavy imports (Feast, MLflow, XGBoost) happen inside the commands that need
 them, so ``fraudstream --help`` and service commands stay fast.
+
+Exit codes: 0 success; 1 runtime failure (a service down, a model that cannot be loaded or
+served, a failed gate or check); 2 usage or configuration (bad option, invalid
+``FRAUDSTREAM_*`` setting, missing or malformed input file); 130 interrupted.
+
+To add a command: write ``_handler(args, settings) -> int`` and one ``add(...)`` line in
+:func:`build_parser` (or a ``register(sub, add)`` function in its own module, as
+:mod:`infra.cli_models` does). Every option needs ``help=``; defaults are shown by the
+formatter.
 """
 
 from __future__ import annotations
@@ -13,15 +22,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from infra.errors import ConfigurationError, FraudstreamError
+from infra.cli_format import DESCRIPTION, EXIT_CODES, Formatter, version
+from infra.cli_progress import stages
+from infra.cli_train import _config, _retrain, _train, mapping_of
+from infra.errors import ConfigurationError, FraudstreamError, InvalidInput
 from infra.settings import Settings, settings_errors
-
-if TYPE_CHECKING:
-    from replay.mapping import ColumnMapping
 
 log = logging.getLogger("fraudstream.cli")
 
@@ -40,6 +48,8 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
         statuses = services.service_status(settings, names)
     for status in statuses:
         print(status)
+    if args.action == "status" and not all(status.ok for status in statuses):
+        return 1  # scripts and health checks can rely on the exit code
     return 0
 
 
@@ -74,8 +84,10 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     config = SimulationConfig(
         n_customers=args.customers, n_terminals=args.terminals, days=args.days, seed=args.seed
     )
-    frame = simulate(config)
-    write_history(frame, Path(args.out))
+    with stages(["simulate", "write"], "simulate") as bar:
+        frame = simulate(config)
+        bar.next()
+        write_history(frame, Path(args.out))
     fraud = int(frame["is_fraud"].sum())
     print(f"wrote {len(frame)} transactions ({fraud} fraud) to {args.out}")
     return 0
@@ -91,20 +103,11 @@ def _mapping_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sort", action="store_true", help="sort by event time, not refuse")
 
 
-def _mapping(args: argparse.Namespace) -> ColumnMapping:
-    from dataclasses import replace
-
-    from replay.mapping import load_mapping
-
-    mapping = load_mapping(args.mapping, args.map, args.label_delay_days)
-    return replace(mapping, sort=True) if args.sort else mapping
-
-
 def _replay_publish(args: argparse.Namespace, settings: Settings) -> int:
     from replay.commands import publish_file
 
     result, start = publish_file(
-        settings, Path(args.file), _mapping(args), speed=args.speed,
+        settings, Path(args.file), mapping_of(args), speed=args.speed,
         max_rate=args.max_rate, limit=args.limit, resume=args.resume,
         checkpoint_path=Path(args.checkpoint) if args.checkpoint else None)
     print(f"published {result.sent} transactions in {result.seconds:.1f}s"
@@ -122,52 +125,12 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
         calibration_days=args.calibration_days, budget=args.budget, k=args.k,
         prequential=args.prequential, folds=args.folds, step_days=args.step_days,
         fmt=args.format)
-    written, metrics = backtest_file(settings, Path(args.file), _mapping(args),
-                                     options, Path(args.out))
+    label = "prequential" if args.prequential else "backtest"
+    with stages([label], label):
+        written, metrics = backtest_file(settings, Path(args.file), mapping_of(args),
+                                         options, Path(args.out))
     print(print_table(metrics))
     print(f"wrote {written.predictions}, {written.metrics} and {written.report}")
-    return 0
-
-
-def _history_file(args: argparse.Namespace, settings: Settings) -> Path:
-    """``--history`` as a fraudstream Parquet history (mapped files are rewritten first)."""
-    history = Path(args.history)
-    if not history.is_file():
-        raise ConfigurationError(f"history file {history} does not exist (or is not a file)")
-    if args.mapping or args.map or args.sort or history.suffix != ".parquet":
-        from replay.commands import normalized_history
-
-        history = normalized_history(settings, history, _mapping(args))
-    return history
-
-
-def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import train_and_register
-
-    version = train_and_register(settings, _history_file(args, settings), alias=args.alias)
-    print(f"registered {settings.model_name} version {version} (alias {args.alias})")
-    return 0
-
-
-def _retrain(args: argparse.Namespace, settings: Settings) -> int:
-    from models.retrain import utc
-    from models.retrain_job import run_job
-
-    now = None
-    if args.now is not None:
-        try:
-            now = utc(args.now)
-        except ValueError:
-            raise ConfigurationError(f"--now {args.now!r} is not a date or time "
-                                     "(e.g. 2025-02-10 or 2025-02-10T12:00Z)") from None
-    result = run_job(settings, _history_file(args, settings), force=args.force, now=now)
-    if result.decision is not None:
-        print(f"{result.now.isoformat()}: triggers {list(result.decision.reasons)} "
-              f"fire={result.decision.fire} {result.decision.suppressed or ''}".rstrip())
-    if result.outcome is not None:
-        print(f"challenger v{result.outcome.challenger_version}: {result.outcome.decision.reason}")
-    elif result.decision is not None and not result.decision.fire:
-        print("no retrain due")
     return 0
 
 
@@ -232,98 +195,115 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, keep_services=args.keep_services)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fraudstream", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+Add = Callable[..., argparse.ArgumentParser]
 
-    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
-        p.set_defaults(handler=handler)
+
+def build_parser() -> argparse.ArgumentParser:
+    # -v is accepted before and after the subcommand: each parser gets it, with a suppressed
+    # default so a subcommand's parser does not reset what the top-level one counted.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more logging (-v debug); accepted anywhere on the line")
+    parser = argparse.ArgumentParser(prog="fraudstream", description=DESCRIPTION,
+                                     epilog=EXIT_CODES, formatter_class=Formatter,
+                                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"fraudstream {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler | None, help_: str,
+            into: argparse._SubParsersAction[argparse.ArgumentParser] | None = None,
+            ) -> argparse.ArgumentParser:
+        p = (into or sub).add_parser(name, help=help_, description=help_, parents=[common],
+                                     formatter_class=Formatter, epilog=EXIT_CODES)
+        if handler is not None:
+            p.set_defaults(handler=handler)
         return p
 
+    def group(name: str, help_: str, dest: str) -> argparse._SubParsersAction[
+            argparse.ArgumentParser]:
+        return add(name, None, help_).add_subparsers(dest=dest, required=True, metavar="ACTION")
+
     add("setup", _setup, "download the Kafka broker (once) and check redis-server")
-    p = add("services", _services, "start, stop or show the local Kafka and Redis")
-    p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--only", action="append", choices=["kafka", "redis"])
+    p = add("services", _services, "start, stop or show the local Kafka and Redis "
+            "(status exits 1 when one is down)")
+    p.add_argument("action", choices=["start", "stop", "status"], help="what to do")
+    p.add_argument("--only", action="append", choices=["kafka", "redis"],
+                   help="only this service (repeatable); default: both")
     add("topics", _topics, "create the topics (idempotent)")
     add("schema", _schema, "print the Transaction JSON Schema")
+    p = add("config", _config, "print the effective settings (secrets redacted)")
+    p.add_argument("--format", choices=["env", "json"], default="env",
+                   help="FRAUDSTREAM_*=value lines, or one JSON object")
     p = add("simulate", _simulate, "write a simulated labeled history (Parquet)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--customers", type=int, default=2000)
-    p.add_argument("--terminals", type=int, default=1000)
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--seed", type=int, default=7)
-    replay = sub.add_parser("replay", help="replay a historical file").add_subparsers(
-        dest="replay_command", required=True
-    )
-    p = replay.add_parser("publish", help="publish a file into the transactions topic")
-    p.set_defaults(handler=_replay_publish)
-    p.add_argument("file")
-    p.add_argument("--speed", type=float, default=None, help="event-time speed-up factor")
-    p.add_argument("--max-rate", type=float, default=None, help="cap on messages per second")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--out", required=True, help="Parquet file to write")
+    p.add_argument("--customers", type=int, default=2000, help="simulated customers")
+    p.add_argument("--terminals", type=int, default=1000, help="simulated terminals")
+    p.add_argument("--days", type=int, default=30, help="days of history")
+    p.add_argument("--seed", type=int, default=7, help="random seed")
+    replay = group("replay", "replay a historical file", "replay_command")
+    p = add("publish", _replay_publish, "publish a file into the transactions topic", replay)
+    p.add_argument("file", help="history file (Parquet, or any mapped file)")
+    p.add_argument("--speed", type=float, default=None,
+                   help="event-time speed-up factor; default: as fast as allowed")
+    p.add_argument("--max-rate", type=float, default=None,
+                   help="cap on messages per second; default: no cap")
+    p.add_argument("--limit", type=int, default=None, help="publish at most this many rows")
     p.add_argument("--resume", action="store_true", help="continue after the checkpoint")
-    p.add_argument("--checkpoint", help="checkpoint file (default under state_dir/replay)")
+    p.add_argument("--checkpoint", help="checkpoint file; default: under state_dir/replay")
     _mapping_options(p)
-    p = replay.add_parser("backtest", help="offline backtest / prequential evaluation")
-    p.set_defaults(handler=_replay_backtest)
-    p.add_argument("file")
+    p = add("backtest", _replay_backtest, "offline backtest / prequential evaluation", replay)
+    p.add_argument("file", help="labeled history file (Parquet, or any mapped file)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", action="append", default=[],
                    help="registered alias or version to score (repeatable)")
     p.add_argument("--train", action="store_true",
-                   help="also train in-process on the train window (default if no --model)")
+                   help="also train in-process on the train window (implied if no --model)")
     p.add_argument("--policy", action="append", default=[],
                    help="stream | [name:]review=R[,decline=D] | [name:]budget=B (repeatable)")
-    p.add_argument("--train-days", type=float, default=21.0)
-    p.add_argument("--delay-days", type=float, default=7.0)
-    p.add_argument("--test-days", type=float, default=7.0)
-    p.add_argument("--test-end", help="end of the test window (UTC), default: after the data")
-    p.add_argument("--calibration-days", type=float, default=7.0)
+    p.add_argument("--train-days", type=float, default=21.0, help="train window (days)")
+    p.add_argument("--delay-days", type=float, default=7.0, help="gap before the test window")
+    p.add_argument("--test-days", type=float, default=7.0, help="test window (days)")
+    p.add_argument("--test-end", help="end of the test window (UTC); default: after the data")
+    p.add_argument("--calibration-days", type=float, default=7.0,
+                   help="window that sets the policies' thresholds")
     p.add_argument("--budget", type=float, default=0.01, help="alert budget (share)")
     p.add_argument("--k", type=int, default=100, help="cards reviewed per day (CP@k)")
     p.add_argument("--prequential", action="store_true", help="rolling folds")
-    p.add_argument("--folds", type=int, default=None, help="at most this many (latest) folds")
-    p.add_argument("--step-days", type=float, default=None, help="fold step (default test)")
-    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--folds", type=int, default=None,
+                   help="at most this many (latest) folds; default: all")
+    p.add_argument("--step-days", type=float, default=None,
+                   help="fold step; default: the test window")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet",
+                   help="format of the prediction and metric tables")
     _mapping_options(p)
-    p = add("train", _train, "train on a history and register the model in MLflow")
+    p = add("train", _train, "train on a history and register the model in MLflow "
+            "(with lineage and a model card)")
     p.add_argument("--history", required=True, help="Parquet history, or any mapped file")
-    p.add_argument("--alias", default="champion")
+    p.add_argument("--alias", default="champion",
+                   help="alias to point at the new version ('none': no alias)")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
-    p.add_argument("--history", required=True,
-                   help="labeled history to judge and train on: Parquet, or any mapped file")
+    p.add_argument("--history", default=None,
+                   help="labeled history to judge and train on (Parquet, or any mapped "
+                   "file); default: the offline store joined with the labels topic")
+    p.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                   help="keep running: one check every SECONDS until SIGTERM; default: once")
     p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
-    p.add_argument("--now", help="event time of the check (UTC), default: after the data")
+    p.add_argument("--now", help="event time of the check (UTC); default: after the data")
     _mapping_options(p)
-    features = sub.add_parser("features", help="feature worker").add_subparsers(
-        dest="features_command", required=True
-    )
-    features.add_parser("worker", help="run the stream feature worker").set_defaults(
-        handler=_features_worker
-    )
-    score = sub.add_parser("score", help="scorer").add_subparsers(
-        dest="score_command", required=True
-    )
-    p = score.add_parser("worker", help="run the scorer worker")
-    p.set_defaults(handler=_score_worker)
+    features = group("features", "feature worker", "features_command")
+    add("worker", _features_worker, "run the stream feature worker", features)
+    score = group("score", "scorer", "score_command")
+    p = add("worker", _score_worker, "run the scorer worker", score)
     p.add_argument("--instance", default="0", help="stable id of this scorer (transactional id)")
-    drift = sub.add_parser("drift", help="drift detection").add_subparsers(
-        dest="drift_command", required=True
-    )
-    drift.add_parser("monitor", help="run the drift monitor on `scores`").set_defaults(
-        handler=_drift_monitor
-    )
-    alerts = sub.add_parser("alerts", help="alerts for analysts").add_subparsers(
-        dest="alerts_command", required=True
-    )
-    p = alerts.add_parser("tail", help="print alerts as they arrive")
-    p.set_defaults(handler=_alerts_tail)
-    p.add_argument("--from-beginning", action="store_true")
-    p.add_argument("--max", type=int, default=None)
-    p.add_argument("--idle", type=float, default=None, help="exit after this many idle seconds")
+    drift = group("drift", "drift detection", "drift_command")
+    add("monitor", _drift_monitor, "run the drift monitor on `scores`", drift)
+    alerts = group("alerts", "alerts for analysts", "alerts_command")
+    p = add("tail", _alerts_tail, "print alerts as they arrive", alerts)
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    p.add_argument("--max", type=int, default=None, help="stop after this many alerts")
+    p.add_argument("--idle", type=float, default=None,
+                   help="exit after this many idle seconds; default: never")
     add("api", _api, "serve the REST API (FRAUDSTREAM_API_HOST/PORT/KEY)")
     add("monitor", _monitor, "export consumer lag and live precision/recall on matured labels")
     add("learner", _learner, "run the River online learner (scores + labels -> snapshots)")
@@ -331,13 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
             "retrain, promotion), in a few minutes")
     p.add_argument("--keep-services", action="store_true",
                    help="leave Kafka and Redis running afterwards")
+    from infra import cli_models
+
+    cli_models.register(group("models", "registered models: list, show, promote, rollback, "
+                              "canary, reports", "models_command"), add)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit code (see the module doc)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) and usage errors (2)
+        return int(exc.code or 0)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -352,9 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, args.verbose)
     try:
         return int(args.handler(args, settings))
-    except FraudstreamError as exc:
+    except (ConfigurationError, InvalidInput) as exc:  # bad settings, options or input file
         print(f"fraudstream: error: {exc}", file=sys.stderr)
         return 2
+    except FraudstreamError as exc:
+        print(f"fraudstream: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

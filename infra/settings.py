@@ -170,6 +170,15 @@ class Settings(BaseSettings):
     )
     promotion_min_frauds: int = Field(default=30, ge=1)
 
+    # -- canary rollout gates (see docs/models.md) ------------------------------------------
+    canary_min_decisions: int = Field(default=200, ge=1, description="per arm, else hold")
+    canary_max_error_excess: float = Field(default=0.001, ge=0.0, le=1.0)
+    canary_max_score_psi: float = Field(default=0.25, gt=0.0)
+    canary_alert_ratio: float = Field(default=2.0, ge=1.0)
+    canary_min_rank_correlation: float = Field(default=0.5, ge=-1.0, le=1.0)
+    canary_min_frauds: int = Field(default=20, ge=1, description="matured, per arm")
+    canary_label_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
+
     # -- decision policy ----------------------------------------------------------------
     review_threshold: float | None = Field(
         default=None,

@@ -47,6 +47,13 @@ def training_frame(history: pd.DataFrame) -> pd.DataFrame:
 def train_from_history(
     settings: Settings, history_path: Path, config: TrainConfig | None = None
 ) -> TrainResult:
+    return train_frame_from_history(settings, history_path, config)[1]
+
+
+def train_frame_from_history(
+    settings: Settings, history_path: Path, config: TrainConfig | None = None
+) -> tuple[pd.DataFrame, TrainResult]:
+    """The training frame of ``history_path`` and the model trained on it."""
     started = time.monotonic()
     history = pd.read_parquet(history_path)
     frame = training_frame(history)
@@ -59,7 +66,7 @@ def train_from_history(
         seed=settings.seed,
     )
     log.info("trained in %.1fs: %s", time.monotonic() - started, result.metrics)
-    return result
+    return frame, result
 
 
 def train_and_register(
@@ -68,12 +75,16 @@ def train_and_register(
     alias: str | None = "champion",
     config: TrainConfig | None = None,
 ) -> str:
-    """Train on ``history_path`` and register a new version; returns its version number."""
+    """Train on ``history_path`` and register a new version with its lineage and slices."""
+    from models.card import slices_of_test_window
+    from models.lineage import data_lineage
     from models.registry import ModelRegistry
 
-    result = train_from_history(settings, history_path, config)
+    frame, result = train_frame_from_history(settings, history_path, config)
     version = ModelRegistry(settings).log_and_register(
-        result, settings.model_name, FEATURE_SERVICE_NAME, alias=alias
+        result, settings.model_name, FEATURE_SERVICE_NAME, alias=alias,
+        data=data_lineage(frame, source=str(history_path)),
+        slices=slices_of_test_window(frame, result),
     )
     log.info("registered %s version %s", settings.model_name, version)
     return version

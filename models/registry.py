@@ -5,10 +5,21 @@ wrapper's labels) whose signature is the ordered feature list of a Feast Feature
 version and its run carry the tags ``feature_service`` and ``feature_names`` (JSON list), the
 training windows, test metrics, ``reference_profile.json`` and ``model_card.md``.
 
-Aliases (``champion``, ``challenger``, ``shadow``) are the only way scorers pick a version.
-Every move goes through :meth:`ModelRegistry.set_alias`, which appends one JSON line to
-``state_dir/audit/model_aliases.jsonl``: when (UTC), actor, reason, previous and new version,
-metrics. The alias moves first; a failed audit write then raises rather than going unnoticed.
+Aliases (``champion``, ``challenger``, ``shadow``, ``canary``) are the only way scorers pick
+a version. Every move goes through :meth:`ModelRegistry.set_alias` (or
+:meth:`~ModelRegistry.delete_alias`), which appends one JSON line to
+``state_dir/audit/model_aliases.jsonl``: when (UTC), actor, action, reason, previous and new
+version, metrics. The alias moves first; a failed audit write then raises rather than going
+unnoticed. The canary's traffic share is the registered model's tag ``canary_share``.
+
+Loading never fails in more than one way: a missing alias, a version that will not load and
+a version whose features the caller cannot serve all raise
+:class:`~infra.errors.ModelUnavailable` (a ``ModelError``), so a scorer can skip a broken
+shadow/challenger/canary with one ``except`` and keep its champion.
+
+Each version also carries its lineage (:mod:`models.lineage`: git commit, data hash and
+window, row and fraud counts, package versions, seed) as ``lineage.*`` tags and
+``lineage.json``, and its model card (:mod:`models.card`) with metrics by slice.
 
 The client is created lazily from ``Settings``. ``mlflow.xgboost.log_model`` and
 ``load_model`` only work through MLflow's process-global URIs, so those are set right
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -31,15 +43,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from infra.errors import ModelError
+from infra.errors import ModelError, ModelUnavailable
 from infra.settings import Settings
-from models import audit
+from models import audit, lineage
 from models.train import TrainResult
-from models.versions import LoadedModel, ModelVersionInfo, model_card
+from models.versions import LoadedModel, ModelVersionInfo
 
 __all__ = ["EXPERIMENT", "LoadedModel", "ModelRegistry", "ModelVersionInfo"]
 
 EXPERIMENT = "fraudstream"
+CANARY_SHARE_TAG = "canary_share"
 
 
 def _not_found(exc: MlflowException) -> bool:
@@ -106,16 +119,26 @@ class ModelRegistry:
         *,
         actor: str = "fraudstream.train",
         reason: str | None = None,
+        data: lineage.DataLineage | None = None,
+        slices: list[dict[str, Any]] | None = None,
     ) -> str:
         """Log ``result`` as a new version of ``name`` and optionally point ``alias`` at it.
 
-        Returns the new version number (as a string, as MLflow does).
+        ``data`` (the training frame's hash, window and counts, see
+        :func:`models.lineage.data_lineage`) and ``slices`` (the test window's metrics by
+        slice, :func:`models.card.slice_table`) go into the lineage tags and the model card;
+        without them the card says they were not recorded. Returns the new version number
+        (as a string, as MLflow does).
         """
+        from models.card import model_card
+
         names = list(result.feature_names)
+        lineage_record = lineage.lineage_record(result, data)
         tags = {
             "feature_service": feature_service_name,
             "feature_names": json.dumps(names),
             **{f"window.{k}": v for k, v in result.windows.items()},
+            **lineage.lineage_tags(lineage_record),
             **(extra_tags or {}),
         }
         signature = ModelSignature(
@@ -135,6 +158,9 @@ class ModelRegistry:
                 "feature_service.json",
             )
             mlflow.log_dict(result.reference, "reference_profile.json")
+            mlflow.log_dict(lineage_record, "lineage.json")
+            if slices is not None:
+                mlflow.log_dict({"slices": slices}, "slices.json")
             info = mlflow.xgboost.log_model(
                 result.booster,
                 name="model",
@@ -144,7 +170,8 @@ class ModelRegistry:
             )
             version = str(info.registered_model_version)
             mlflow.log_text(
-                model_card(name, version, run.info.run_id, feature_service_name, result),
+                model_card(name, version, run.info.run_id, feature_service_name, result,
+                           lineage_record, slices),
                 "model_card.md",
             )
         for key, value in tags.items():
@@ -157,6 +184,7 @@ class ModelRegistry:
                 actor=actor,
                 reason=reason or f"registered from run {run.info.run_id}",
                 metrics=result.metrics,
+                action="register",
             )
         return version
 
@@ -168,16 +196,60 @@ class ModelRegistry:
         actor: str,
         reason: str,
         metrics: dict[str, float] | None = None,
+        *,
+        action: str = "set",
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Point ``alias`` at ``version`` and append the audit record, which is returned."""
+        """Point ``alias`` at ``version`` and append the audit record, which is returned.
+
+        ``action`` (``register``, ``promote``, ``rollback``, ``canary_start`` ...) and
+        ``extra`` (e.g. the canary's share and gate results) are written to the record.
+        """
         previous = self.alias_version(alias, name)
         try:
             self.client.set_registered_model_alias(name, alias, str(version))
         except MlflowException as exc:
             raise ModelError(f"cannot set {name}@{alias} -> {version}: {exc.message}") from exc
-        record = audit.alias_record(name, alias, actor, reason, previous, str(version), metrics)
+        record = audit.alias_record(name, alias, actor, reason, previous, str(version), metrics,
+                                    action=action, extra=extra)
         audit.append(self.audit_path, record)
         return record
+
+    def delete_alias(
+        self, name: str, alias: str, actor: str, reason: str, *, action: str = "delete",
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Remove ``alias`` (if set) and audit it with ``new_version`` null."""
+        previous = self.alias_version(alias, name)
+        if previous is not None:
+            try:
+                self.client.delete_registered_model_alias(name, alias)
+            except MlflowException as exc:
+                raise ModelError(f"cannot delete {name}@{alias}: {exc.message}") from exc
+        record = audit.alias_record(name, alias, actor, reason, previous, None,
+                                    action=action, extra=extra)
+        audit.append(self.audit_path, record)
+        return record
+
+    def set_canary_share(self, name: str, share: float) -> None:
+        """Record the canary's traffic share (0 to 1) on the registered model."""
+        if not 0.0 <= share <= 1.0:
+            raise ModelError(f"canary share must be within [0, 1], got {share}")
+        try:
+            self.client.set_registered_model_tag(name, CANARY_SHARE_TAG, repr(float(share)))
+        except MlflowException as exc:
+            raise ModelError(f"cannot set the canary share of {name}: {exc.message}") from exc
+
+    def canary_share(self, name: str | None = None) -> float:
+        """The canary's traffic share; 0 when no canary runs (no alias or no share recorded)."""
+        name = name or self.settings.model_name
+        if self.alias_version("canary", name) is None:
+            return 0.0
+        try:
+            raw = self.client.get_registered_model(name).tags.get(CANARY_SHARE_TAG)
+        except MlflowException as exc:
+            raise ModelError(f"cannot read the canary share of {name}: {exc.message}") from exc
+        return float(raw) if raw else 0.0
 
     def alias_version(self, alias: str = "champion", name: str | None = None) -> str | None:
         """Version ``alias`` points at, or None; one registry call, for hot-swap polling."""
@@ -192,19 +264,54 @@ class ModelRegistry:
                 return None
             raise ModelError(f"cannot resolve alias {alias!r}: {exc.message}") from exc
 
-    def load(self, alias: str = "champion", name: str | None = None) -> LoadedModel:
-        """Load the booster ``alias`` points at; ``ModelError`` if no version has the alias.
+    def load(
+        self, alias: str = "champion", name: str | None = None,
+        served: Sequence[str] | None = None,
+    ) -> LoadedModel:
+        """Load the booster ``alias`` points at, checked against ``served`` when given.
 
-        The alias is resolved once and the resolved version is loaded, so a concurrent
-        promotion cannot yield a booster and metadata of different versions.
+        Raises :class:`~infra.errors.ModelUnavailable` when the alias is unset, the version
+        will not load (artifact missing or corrupt, tags missing) or its ordered features
+        differ from ``served`` (the FeatureService's list). The alias is resolved once and
+        the resolved version is loaded, so a concurrent promotion cannot yield a booster and
+        metadata of different versions.
         """
         name = name or self.settings.model_name
         version = self.alias_version(alias, name)
         if version is None:
-            raise ModelError(
+            raise ModelUnavailable(
                 f"no version of model {name!r} has alias {alias!r} "
-                f"(registry {self.settings.tracking_uri})"
+                f"(registry {self.settings.tracking_uri})",
+                alias=alias, version=None, reason="missing",
             )
+        return self.load_version(version, name, alias=alias, served=served)
+
+    def load_version(
+        self, version: str, name: str | None = None, *, alias: str = "",
+        served: Sequence[str] | None = None,
+    ) -> LoadedModel:
+        """Load one version (see :meth:`load`); every failure is ``ModelUnavailable``."""
+        name = name or self.settings.model_name
+        try:
+            model = self._load_version(name, str(version), alias)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any load failure makes the version unusable
+            raise ModelUnavailable(
+                f"{name} v{version}" + (f" (alias {alias!r})" if alias else "")
+                + f" cannot be loaded: {type(exc).__name__}: {exc}",
+                alias=alias, version=str(version), reason="broken",
+            ) from exc
+        if served is not None and list(model.feature_names) != list(served):
+            raise ModelUnavailable(
+                f"{name} v{version}" + (f" (alias {alias!r})" if alias else "")
+                + f" expects features {list(model.feature_names)}, but the feature service "
+                f"serves {list(served)}",
+                alias=alias, version=str(version), reason="unservable",
+            )
+        return model
+
+    def _load_version(self, name: str, version: str, alias: str) -> LoadedModel:
         mv = self.client.get_model_version(name, version)
         run = self.client.get_run(mv.run_id) if mv.run_id else None
         run_tags = run.data.tags if run else {}

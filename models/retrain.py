@@ -278,15 +278,20 @@ class Retrainer:
         self._audit(now, "evaluated", challenger=_clean(challenger),
                     champion=_clean(champion_metrics),
                     champion_version=champion.version if champion else None)
+        from models.card import slices_of_test_window
+        from models.lineage import data_lineage
+
         version = self.registry.log_and_register(
             result, self.settings.model_name, self.feature_service, alias=CHALLENGER,
-            actor=self.actor, reason=f"retrain at {now.isoformat()}: {reason}")
+            actor=self.actor, reason=f"retrain at {now.isoformat()}: {reason}",
+            data=data_lineage(labeled, source=f"labels as of {now.isoformat()}"),
+            slices=slices_of_test_window(labeled, result))
         self._audit(now, "registered", version=version, alias=CHALLENGER)
         decision = decide(challenger, champion_metrics, self.policy)
         if decision.promote:
             self.registry.set_alias(self.settings.model_name, CHAMPION, version, self.actor,
                                     f"{decision.reason} (evaluated at {now.isoformat()})",
-                                    metrics=challenger)
+                                    metrics=challenger, action="promote")
         self._audit(now, "promoted" if decision.promote else "rejected", version=version,
                     reason=decision.reason, checks=decision.checks)
         log.info("retrain at %s: v%s %s", now, version, decision.reason)

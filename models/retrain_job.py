@@ -1,10 +1,13 @@
 """``fraudstream retrain``: one trigger check (and retrain if due) over a labeled history.
 
-One :meth:`models.retrain_loop.RetrainLoop.step` for a batch job (cron, CI): features of
-the history by the feature core, ``now`` = the end of the history's last day (or
-``--now``), the champion's drift over the last ``drift_sustained_lookback`` daily windows
-against its reference profile (:class:`drift.sustained.SustainedDrift`), its
-matured-window metrics against its registered ones, fraud labels since the last retrain.
+One :meth:`models.retrain_loop.RetrainLoop.step` for a batch job (cron, CI, or
+``--every`` in a long-running process): the training set is either a history file's
+features by the feature core (``--history``) or, without a file, the offline store joined
+point in time with the ``labels`` topic (:mod:`models.retrain_offline`); ``now`` = the
+end of the data's last day (or ``--now``), the champion's drift over the last
+``drift_sustained_lookback`` daily windows against its reference profile
+(:class:`drift.sustained.SustainedDrift`), its matured-window metrics against its
+registered ones, fraud labels since the last retrain.
 The last retrain is read from ``retrain.jsonl``; with none recorded, the schedule and the
 volume count from the epoch (a first run is due). ``force`` retrains whatever the triggers
 say (recorded as reason ``manual``). Windows, triggers and guardrails come from the
@@ -69,13 +72,22 @@ def sustained_drift(settings: Settings, frame: pd.DataFrame, at: pd.Timestamp,
     return status
 
 
-def run_job(settings: Settings, history_path: Path, *, force: bool = False,
-            now: Any = None, triggers: TriggerConfig | None = None) -> JobResult:
-    """One check at ``now`` (default: midnight after the history's last event)."""
+def load_frame(settings: Settings, history_path: Path | None) -> pd.DataFrame:
+    """Labels and point-in-time features: from ``history_path``, or the offline store."""
+    if history_path is None:
+        from models.retrain_offline import offline_training_frame
+
+        return offline_training_frame(settings)
     from models.pipeline import training_frame
     from replay.history import read_history
 
-    frame = training_frame(read_history(history_path))
+    return training_frame(read_history(history_path))
+
+
+def run_job(settings: Settings, history_path: Path | None, *, force: bool = False,
+            now: Any = None, triggers: TriggerConfig | None = None) -> JobResult:
+    """One check at ``now`` (default: midnight after the data's last event)."""
+    frame = load_frame(settings, history_path)
     times = pd.to_datetime(frame["event_time"], utc=True)
     at = utc(now) if now is not None else times.max().floor("D") + pd.Timedelta(days=1)
     retrainer = Retrainer(settings)

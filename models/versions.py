@@ -1,4 +1,4 @@
-"""What the registry hands out: a loaded model, a version summary, and the model card text.
+"""What the registry hands out: a loaded model and a version summary (the card: models.card).
 
 Kept apart from :mod:`models.registry` so scorers and the API can type against these without
 importing MLflow.
@@ -6,20 +6,16 @@ importing MLflow.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
 from infra.errors import ModelError
-
-if TYPE_CHECKING:
-    from models.train import TrainResult
 
 
 @dataclass(frozen=True)
@@ -92,56 +88,3 @@ class ModelVersionInfo:
                 if k.startswith("window.")
             },
         )
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def model_card(
-    name: str, version: str, run_id: str, feature_service: str, result: TrainResult
-) -> str:
-    """A short Markdown card: what the model is, what it saw, how it scored, its limits."""
-    w = result.windows
-    lines = [
-        f"# {name} v{version}",
-        "",
-        "XGBoost Booster scoring card transactions; output is a fraud probability in [0, 1].",
-        "",
-        f"- MLflow run: `{run_id}`",
-        f"- Feature service: `{feature_service}` ({len(result.feature_names)} features, "
-        "order is the model signature)",
-        f"- Train window: {w['train_start']} to {w['train_end']} "
-        f"(early stopping on the tail from {w['valid_start']})",
-        f"- Delay period, then test window: {w['test_start']} to {w['test_end']}",
-        f"- Best iteration: {result.best_iteration}",
-        "",
-        "## Test-window metrics",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *[f"| {k} | {_fmt(v)} |" for k, v in result.metrics.items()],
-        "",
-        "## Rows",
-        "",
-        *[f"- {k}: {v}" for k, v in result.counts.items()],
-        "",
-        "## Features",
-        "",
-        ", ".join(f"`{n}`" for n in result.feature_names),
-        "",
-        "## Parameters",
-        "",
-        "```json",
-        json.dumps(result.params, indent=1, default=str),
-        "```",
-        "",
-        "## Limits",
-        "",
-        "- Trained only on rows whose label was known at the label cut-off; fraud labelled "
-        "late is under-represented.",
-        "- Scores are not calibrated across versions; thresholds must be re-checked on promotion.",
-        "- Drift is judged against `reference_profile.json` (test window).",
-        "",
-    ]
-    return "\n".join(lines)

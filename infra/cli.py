@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from infra.logging_setup import configure_logging
 
-    configure_logging(settings.log_format, args.verbose)
+    configure_logging(settings.log_format, bool(getattr(args, "verbose", 0)))
     try:
         return int(args.handler(args, settings))
     except (ConfigurationError, InvalidInput) as exc:  # bad settings, options or input file

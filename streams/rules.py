@@ -42,7 +42,7 @@ MAX_TIME_CHARS = 64
 # Event and label times outside this range are absurd for card payments (year 2000 .. 2100).
 MIN_EVENT_MS = 946_684_800_000
 MAX_EVENT_MS = 4_102_444_800_000
-_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - offsets are subtracted by hand
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 TIME_FORMS = "ISO-8601 text with a UTC offset (e.g. 2024-05-01T12:30:00Z) or epoch milliseconds"
@@ -110,18 +110,23 @@ def check_amount(value: Any) -> float:
     return amount + 0.0  # -0.0 -> 0.0
 
 
-def _iso_ms(text: str) -> int:
+def _iso_delta(text: str) -> timedelta:
+    """The exact instant of ISO-8601 text as time since the epoch."""
     if len(text) > MAX_TIME_CHARS:
         raise ValueError(f"too long for a time ({len(text)} characters)")
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"not ISO-8601: {text[:40]!r}; use {TIME_FORMS}") from None
+    return _aware_delta(when)
+
+
+def _aware_delta(when: datetime) -> timedelta:
     offset = when.utcoffset()
     if offset is None:
         raise ValueError("needs a timezone (UTC offset); naive times are ambiguous")
     # Naive arithmetic on timedeltas cannot overflow, unlike astimezone near year 1 / 9999.
-    return (when.replace(tzinfo=None) - _EPOCH_NAIVE - offset) // _MS
+    return when.replace(tzinfo=None) - _EPOCH_NAIVE - offset
 
 
 def check_time_ms(value: Any) -> int:
@@ -129,7 +134,7 @@ def check_time_ms(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be {TIME_FORMS}, not a boolean")
     if isinstance(value, str):
-        ms: int | float = _iso_ms(value)
+        ms: int | float = _iso_delta(value) // _MS
     elif isinstance(value, int):
         ms = value
     elif isinstance(value, float):
@@ -156,16 +161,9 @@ def check_time(value: Any) -> datetime:
     Python callers may also pass an aware :class:`datetime` (same range rule).
     """
     if isinstance(value, datetime):
-        offset = value.utcoffset()
-        if offset is None:
-            raise ValueError("needs a timezone (UTC offset); naive times are ambiguous")
-        exact = value.replace(tzinfo=None) - _EPOCH_NAIVE - offset
+        exact = _aware_delta(value)
     elif isinstance(value, str):
-        check_time_ms(value)  # form and range first; then the exact instant
-        when = datetime.fromisoformat(value)
-        offset = when.utcoffset()
-        assert offset is not None  # checked by check_time_ms
-        exact = when.replace(tzinfo=None) - _EPOCH_NAIVE - offset
+        exact = _iso_delta(value)
     else:
         return utc_of_ms(check_time_ms(value))
     if not MIN_EVENT_MS <= exact // _MS <= MAX_EVENT_MS:

@@ -108,7 +108,8 @@ def test_zero_amount_is_valid_card_verification(amount: float) -> None:
     "name", ["fraud_Kutch, Hermiston and Farrell", "Café Müller", "東京 store #12", "O'Neil & Sons"]
 )
 def test_ids_are_printable_text_with_spaces_and_commas(name: str) -> None:
-    tx = parse_transaction(json.dumps(with_(merchant_id=name, terminal_id=name), ensure_ascii=False))
+    raw = json.dumps(with_(merchant_id=name, terminal_id=name), ensure_ascii=False)
+    tx = parse_transaction(raw)
     assert tx.merchant_id == tx.terminal_id == name
     assert validate_transaction(with_(card_id="x" * 128)).card_id == "x" * 128
 

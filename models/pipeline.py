@@ -47,8 +47,10 @@ def training_frame(history: pd.DataFrame) -> pd.DataFrame:
 def train_from_history(
     settings: Settings, history_path: Path, config: TrainConfig | None = None
 ) -> TrainResult:
+    from replay.history import read_history  # validated like every input (frame_checks)
+
     started = time.monotonic()
-    history = pd.read_parquet(history_path)
+    history = read_history(history_path)
     frame = training_frame(history)
     log.info("features for %d transactions in %.1fs", len(frame), time.monotonic() - started)
     result = train_model(

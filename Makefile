@@ -18,6 +18,9 @@ test: setup ## run unit and integration tests (starts and stops its own Kafka an
 unit: setup ## unit tests only (no services)
 	$(PY) -m pytest tests/unit
 
+fuzz: setup ## fuzz the running pipeline at full size (5,000 hostile transactions; CI runs 600)
+	FRAUDSTREAM_FUZZ_CASES=5000 $(PY) -m pytest tests/fuzz -s
+
 bench: setup ## run the benchmarks (numbers printed and written to bench-results/*.json)
 	$(PY) -m bench.features_bench
 	$(PY) -m bench.pipeline_bench
@@ -30,4 +33,4 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy streams features models scoring drift replay infra
 
-.PHONY: help setup demo test unit lint bench
+.PHONY: help setup demo test unit lint bench fuzz

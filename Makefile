@@ -28,6 +28,7 @@ bench: setup ## run the benchmarks (numbers printed and written to bench-results
 	$(PY) -m bench.backtest_bench
 	$(PY) -m bench.drift_bench
 	$(PY) -m bench.online_recovery
+	$(PY) -m bench.validation_bench
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -156,6 +156,8 @@ class Transaction(BaseModel):
     @field_validator("mcc", mode="before")
     @classmethod
     def _mcc(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip(" ")
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
             return f"{value:04d}"  # documented: an integer code keeps its leading zeros
         if isinstance(value, int) and not isinstance(value, bool):

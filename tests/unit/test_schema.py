@@ -330,3 +330,17 @@ def test_schema_accepts_what_the_validator_accepts() -> None:
     assert {"type": "integer"}.items() <= props["event_time"]["anyOf"][1].items()
     assert {alt["type"] for alt in props["mcc"]["anyOf"]} == {"string", "integer"}
     assert props["amount"]["minimum"] == 0 and props["amount"]["maximum"] == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("event_time", "ok"),
+    [("2000-01-01T00:00:00Z", True), ("2100-01-01T00:00:00Z", True),
+     ("2100-01-01T01:00:00+01:00", True), ("2100-01-01T00:00:00.001Z", False),
+     ("1999-12-31T23:59:59.999Z", False), (946_684_800_000, True), (946_684_799_999, False),
+     (4_102_444_800_000, True), (4_102_444_800_001, False)],
+)
+def test_time_range_edges_are_inclusive(event_time: Any, ok: bool) -> None:
+    if ok:
+        assert validate_transaction(with_(event_time=event_time)).event_time.tzinfo == UTC
+    else:
+        assert "range" in reason(with_(event_time=event_time))

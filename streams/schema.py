@@ -108,6 +108,13 @@ _Mcc = Annotated[
         }
     ),
 ]
+# Zero, or at least the smallest minor unit: what the validator accepts, exactly.
+_Amount = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number", "const": 0},
+                              {"type": "number", "minimum": MIN_POSITIVE_AMOUNT,
+                               "maximum": MAX_AMOUNT}]}),
+]
 _ID_FIELDS = ("transaction_id", "card_id", "merchant_id", "terminal_id", "device_id")
 
 
@@ -121,10 +128,9 @@ class Transaction(BaseModel):
     card_id: _Id
     merchant_id: _Id
     terminal_id: _OptId = None
-    amount: float = Field(
-        ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False,
-        description=f"in major units of currency; 0 allowed, positive amounts at least "
-                    f"{MIN_POSITIVE_AMOUNT}",
+    amount: _Amount = Field(
+        description=f"in major units of currency: 0 (card verification) or "
+                    f"{MIN_POSITIVE_AMOUNT} .. {MAX_AMOUNT:.0f}",
     )
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     channel: Channel = "pos"

@@ -329,7 +329,9 @@ def test_schema_accepts_what_the_validator_accepts() -> None:
     props = transaction_json_schema()["properties"]
     assert {"type": "integer"}.items() <= props["event_time"]["anyOf"][1].items()
     assert {alt["type"] for alt in props["mcc"]["anyOf"]} == {"string", "integer"}
-    assert props["amount"]["minimum"] == 0 and props["amount"]["maximum"] == 1_000_000
+    zero, positive = props["amount"]["anyOf"]
+    assert zero["const"] == 0 and positive["minimum"] == 0.0001
+    assert positive["maximum"] == 1_000_000
 
 
 @pytest.mark.parametrize(

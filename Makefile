@@ -18,6 +18,9 @@ test: setup ## run unit and integration tests (starts and stops its own Kafka an
 unit: setup ## unit tests only (no services)
 	$(PY) -m pytest tests/unit
 
+fuzz: setup ## fuzz the running pipeline at full size (5,000 hostile transactions; CI runs 600)
+	FRAUDSTREAM_FUZZ_CASES=5000 $(PY) -m pytest tests/fuzz -s
+
 bench: setup ## run the benchmarks (numbers printed and written to bench-results/*.json)
 	$(PY) -m bench.features_bench
 	$(PY) -m bench.pipeline_bench
@@ -27,6 +30,7 @@ bench: setup ## run the benchmarks (numbers printed and written to bench-results
 	$(PY) -m bench.online_recovery
 	$(PY) -m bench.console_bench
 	$(PY) -m bench.rollout_bench
+	$(PY) -m bench.validation_bench
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -40,4 +44,4 @@ deploy-check: setup ## validate the operations kit: promtool, dashboard lint, he
 	$(PY) -m pytest tests/unit/test_deploy_prometheus.py tests/unit/test_deploy_grafana.py \
 		tests/unit/test_deploy_helm.py tests/unit/test_deploy_compose.py
 
-.PHONY: help setup demo test unit lint bench deploy-sync deploy-check
+.PHONY: help setup demo test unit lint bench fuzz deploy-sync deploy-check

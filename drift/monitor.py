@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,10 @@ from drift.reference import Reference
 from drift.report import write_report
 from drift.sustained import SustainedDrift, SustainedStatus
 from drift.windows import CountWindower, EventTimeWindower, Window
-from infra.errors import InvalidInput
 from infra.metrics_http import serve_metrics
 from infra.settings import Settings
 from streams.clients import make_consumer, make_producer
+from streams.isolation import RecordGuard
 from streams.serde import dumps
 
 log = logging.getLogger("fraudstream.drift.monitor")
@@ -108,6 +109,9 @@ class DriftMonitor:
         self.reports: list[WindowReport] = []  # of this process, newest last
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        # One try: adding to a window is not idempotent, and a score record's parse is
+        # deterministic, so a retry could only double-count (a failure is skipped, counted).
+        self._guard = RecordGuard(None, tries=1)
 
     def _windower(self) -> CountWindower[Observation] | EventTimeWindower[Observation]:
         s = self.settings
@@ -190,19 +194,24 @@ class DriftMonitor:
             if err is not None:
                 log.warning("consumer error: %s", err)
                 continue
-            try:
-                obs = observation(m.value(), m.partition() or 0, m.offset() or 0)
-            except InvalidInput as exc:
-                log.warning("%s[%s]@%s: %s", m.topic(), m.partition(), m.offset(), exc.reason)
+            # A bad record is skipped (logged with its position, counted "invalid"), an
+            # unexpected failure retried a bounded number of times, then skipped the same
+            # way: no record can stop the monitor (streams.isolation).
+            late = self.windower.late
+            ok, added = self._guard.run(m, partial(self._add, m))
+            if not ok:
                 self.metrics.records.labels("invalid").inc()
                 continue
-            late = self.windower.late
-            closed += self.windower.add(obs)
+            closed += added or []
             self.metrics.records.labels("late" if self.windower.late > late else "windowed").inc()
         reports = [self.judge(w) for w in closed]
         if reports:
             self._commit()
         return reports
+
+    def _add(self, m: Message) -> list[Window[Observation]]:
+        obs = observation(m.value(), m.partition() or 0, m.offset() or 0)
+        return self.windower.add(obs)
 
     def judge(self, window: Window[Observation]) -> WindowReport:
         """Evaluate one window and publish its verdicts everywhere."""

@@ -17,7 +17,6 @@ Value (JSON)::
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,6 +25,7 @@ from drift.detect import DriftThresholds, WindowReport
 from drift.reference import SCORE
 from drift.report import iso
 from infra.errors import InvalidInput
+from streams.rules import check_time_ms
 from streams.serde import loads
 
 
@@ -40,11 +40,12 @@ class Observation(NamedTuple):
 
 
 def _event_ms(value: Any) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        return int(datetime.fromisoformat(value).timestamp() * 1000)
-    raise InvalidInput(f"event_time {value!r} is neither ISO-8601 nor epoch ms")
+    """By the boundary's rules (:func:`streams.rules.check_time_ms`): no naive or local
+    time, no overflow, within years 2000..2100."""
+    try:
+        return check_time_ms(value)
+    except ValueError as exc:
+        raise InvalidInput(f"event_time {str(value)[:40]!r}: {exc}") from None
 
 
 def observation(raw: bytes | None, partition: int = -1, offset: int = -1) -> Observation:
@@ -55,7 +56,7 @@ def observation(raw: bytes | None, partition: int = -1, offset: int = -1) -> Obs
         values[SCORE] = float(record["score"])
         when = _event_ms(record["event_time"])
         batch = (record.get("model_version") or {}).get("batch")
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise InvalidInput(f"unusable score record: {exc!r}") from None
     return Observation(when, values, None if batch is None else str(batch), partition, offset)
 

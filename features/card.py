@@ -32,6 +32,9 @@ DEDUP_SIZE = 16
 HALF_LIFE_MS = 14 * DAY_MS  # of the slow card profile
 ZSCORE_STD_FLOOR = 0.05  # std below 5 % of the mean is treated as 5 % of the mean
 ZSCORE_CAP = 50.0
+# amount / mean of earlier amounts is clipped here: a mean of (near-)zero earlier amounts
+# ($0 verifications, float residue of expired windows) must not make it overflow to inf.
+RATIO_CAP = 1e6
 NO_PREVIOUS_SECONDS = 30.0 * 86_400.0  # "time since previous" when the card has no history
 
 CARD_FEATURE_NAMES: tuple[str, ...] = (
@@ -230,7 +233,7 @@ def card_update(state: CardState | None, event: Event) -> tuple[CardState, Featu
         s7 / n7 if n7 > 0 else 0.0, s30 / n30 if n30 > 0 else 0.0,
         max(-ZSCORE_CAP, min(ZSCORE_CAP, (amount - prior_mean) / prior_std))
         if prior_std > 0 and prior_n > 2 else 0.0,
-        amount / prior_mean if prior_mean > 0 else 1.0,
+        min(RATIO_CAP, amount / prior_mean) if prior_mean > 0 else 1.0,
         since_prev,
         float(len(distinct[0])), float(len(distinct[1])), float(len(distinct[2])),
         1.0 if new_merchant and prior_n > 0 else 0.0, 1.0 if new_device else 0.0,

@@ -23,6 +23,7 @@ from features.card import (
     MINUTE_MS,
     NO_PREVIOUS_SECONDS,
     NOVELTY_DAYS,
+    RATIO_CAP,
     ZSCORE_CAP,
     ZSCORE_STD_FLOOR,
 )
@@ -103,7 +104,9 @@ def _profile(first: np.ndarray, t: np.ndarray, amount: np.ndarray, ecom: np.ndar
     operations in the same order, run position by position across all cards."""
     n = len(t)
     gap = np.zeros(n)
-    gap[1:] = (t[1:] - t[:-1]) / HALF_LIFE_MS
+    # within a card only: across cards the gap can be hugely negative and 0.5 ** -gap
+    # overflows (the first row of a card never uses its decay)
+    gap[1:] = np.where(first[1:], 0, t[1:] - t[:-1]) / HALF_LIFE_MS
     decay = _python(math.pow, repeat(0.5), gap.tolist(), n=n)  # the core's 0.5 ** gap
     begin = np.flatnonzero(first)
     length = np.diff(np.append(begin, n))
@@ -163,10 +166,12 @@ def card_features(rows: Rows, applied: np.ndarray, out: np.ndarray) -> CardPass:
     prior_std = np.where(prior_n > 2, np.sqrt(var), 0.0)
     prior_std = np.maximum(prior_std, ZSCORE_STD_FLOOR * prior_mean)
     scored = (prior_std > 0) & (prior_n > 2)
-    z = np.where(scored, (a - prior_mean) / np.where(scored, prior_std, 1.0), 0.0)
-    z = np.maximum(-ZSCORE_CAP, np.minimum(ZSCORE_CAP, z))
-    positive_mean = prior_mean > 0
-    ratio = np.where(positive_mean, a / np.where(positive_mean, prior_mean, 1.0), 1.0)
+    with np.errstate(over="ignore"):  # an overflow to inf is clipped, as in the core
+        z = np.where(scored, (a - prior_mean) / np.where(scored, prior_std, 1.0), 0.0)
+        z = np.maximum(-ZSCORE_CAP, np.minimum(ZSCORE_CAP, z))
+        positive_mean = prior_mean > 0
+        ratio = np.where(positive_mean, np.minimum(
+            RATIO_CAP, a / np.where(positive_mean, prior_mean, 1.0)), 1.0)
 
     since = np.full(n, NO_PREVIOUS_SECONDS)
     later = ~first

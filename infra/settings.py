@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     topic_scores: str = "scores"
     topic_alerts: str = "alerts"
     topic_labels: str = "labels"
+    topic_labels_dlq: str = "labels.dlq"
     topic_drift: str = "drift"
     topic_feature_repartition: str = Field(
         default="transactions.by-terminal",

@@ -8,43 +8,59 @@ for scorers, then an offset commit. On restart the learner loads the checkpoint 
 to the offsets stored *in it* (not the group's committed ones), so the model never learns
 an example twice nor misses one, whatever moment it was killed at; the group commit is only
 for lag monitoring. One learner per deployment (a second one would train a second model).
+
+Hostile input: each record is processed under a :class:`~streams.isolation.RecordGuard`.
+A ``labels`` record is validated by the stream's own parser
+(:func:`features.labels.parse_label`); a bad one (no ``label_time``, ``Infinity``, naive or
+overflowing times, 5,000-deep JSON ...) is dead-lettered to ``labels.dlq``
+(``topic_labels_dlq``) with its reason, and the learner goes on; an unexpected failure is
+retried a bounded number of times, then dead-lettered too. Dead letters are flushed and
+confirmed before a checkpoint stores the offsets past them, so nothing is acknowledged that
+was neither learned from nor dead-lettered. A bad ``scores`` record (the project's own
+output) is skipped and counted (``online_join_total{outcome="invalid"}``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from types import FrameType
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from features.core import FEATURE_NAMES
-from infra.errors import InvalidInput
+from features.core import FEATURE_NAMES, Label
+from features.labels import parse_label, validate_label
+from infra.errors import InvalidInput, ServiceError
 from infra.metrics_http import serve_metrics
 from infra.settings import Settings
 from models.online import CombineRule, OnlineModel
 from models.online_join import Example, LabelJoin
 from models.online_snapshot import SnapshotStore
 from scoring.metrics import ScoringMetrics, build_metrics
+from streams import serde
+from streams.delivery import DeliveryTracker, ProducerLike
+from streams.dlq import DeadLetterRouter
+from streams.isolation import RecordGuard
 
 log = logging.getLogger("fraudstream.models.learner")
+DLQ_FLUSH_TIMEOUT_S = 10.0  # bounded: under the consumer's poll interval
 
 
 def _ms(value: Any) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
+    """Epoch ms of a record's time, by the boundary's rules (no overflow, no naive time)."""
+    from streams.rules import check_time_ms
+
     try:
-        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        raise InvalidInput(f"bad time {value!r}") from None
+        return check_time_ms(value)
+    except ValueError as exc:
+        raise InvalidInput(f"bad time {str(value)[:40]!r}: {exc}") from None
 
 
 @dataclass
@@ -93,17 +109,16 @@ class LearnerCore:
         return self._learn(self.join.add_decision(tid, vector, event_ms))
 
     def on_label(self, record: dict[str, Any]) -> int:
-        """A ``labels`` record: join it to its decision (or park it); returns #learned."""
-        label = record.get("label")
-        if label not in ("fraud", "genuine") or "transaction_id" not in record:
-            raise InvalidInput(
-                f"label record needs transaction_id and label fraud|genuine, got {sorted(record)}"
-            )
-        return self._learn(
-            self.join.add_label(
-                str(record["transaction_id"]), label == "fraud", _ms(record["label_time"])
-            )
-        )
+        """A decoded ``labels`` record: join it to its decision (or park it); #learned.
+
+        Validated as the stream validates it (:func:`features.labels.validate_label`).
+        """
+        return self.learn_label(validate_label(record))
+
+    def learn_label(self, label: Label) -> int:
+        """A validated label: join it to its decision (or park it); returns #learned."""
+        return self._learn(self.join.add_label(label.transaction_id, label.fraud,
+                                               label.label_ms))
 
 
 class Learner:
@@ -115,6 +130,7 @@ class Learner:
         metrics: ScoringMetrics | None = None,
         consumer: Consumer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dlq_producer: ProducerLike | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or build_metrics()
@@ -129,6 +145,22 @@ class Learner:
         self._last_snapshot = clock()
         self._dirty = False
         self._counted: dict[str, int] = dict(self.core.join.counts)
+        self._dlq_producer = dlq_producer
+        self._deliveries = DeliveryTracker()
+        self.label_guard = RecordGuard(None)  # routed once the producer exists (_router)
+        self.score_guard = RecordGuard(None)
+        self._dead_lettered = 0
+
+    def _router(self) -> DeadLetterRouter:
+        if self.label_guard.router is None:
+            if self._dlq_producer is None:
+                from streams.clients import make_producer
+
+                self._dlq_producer = make_producer(self.settings)
+            self.label_guard.router = DeadLetterRouter(
+                self._dlq_producer, self.settings.topic_labels_dlq, worker="learner",
+                on_delivery=self._deliveries.callback(self.settings.topic_labels_dlq, None))
+        return self.label_guard.router
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:  # resume exactly where the checkpoint's model stopped
@@ -142,6 +174,7 @@ class Learner:
             from streams.clients import make_consumer
 
             self._consumer = make_consumer(self.settings, self.settings.consumer_group_learner)
+            ensure_labels_dlq(self.settings)
         s = self.settings
         self._consumer.subscribe([s.topic_scores, s.topic_labels], on_assign=self._on_assign)
         return self._consumer
@@ -154,23 +187,30 @@ class Learner:
                     log.warning("consumer error: %s", err)
                 continue
             topic, partition = message.topic() or "", message.partition() or 0
-            try:
-                record = json.loads(message.value() or b"")
-                if not isinstance(record, dict):
-                    raise InvalidInput("record is not a JSON object")
-                if topic == self.settings.topic_labels:
-                    self.core.on_label(record)
-                else:
-                    self.core.on_score(record)
-            except (InvalidInput, ValueError) as exc:
-                log.warning("skipping %s[%d]@%d: %s", topic, partition, message.offset(), exc)
-                self.metrics.online_join.labels(outcome="invalid").inc()
+            value = message.value() or b""
+            if topic == self.settings.topic_labels:
+                self._router()
+                self.label_guard.run(message, partial(self._on_label_bytes, value))
+            else:
+                ok, _ = self.score_guard.run(message, partial(self._on_score_bytes, value))
+                if not ok:
+                    self.metrics.online_join.labels(outcome="invalid").inc()
             self.core.offsets[(topic, partition)] = (message.offset() or 0) + 1
             self._dirty = True
         self._export()
 
+    def _on_label_bytes(self, value: bytes) -> int:
+        return self.core.learn_label(parse_label(value, self.settings.max_message_bytes))
+
+    def _on_score_bytes(self, value: bytes) -> int:
+        return self.core.on_score(serde.loads_object(value))
+
     def _export(self) -> None:
         m, counts = self.metrics, self.core.join.counts
+        routed = sum(v for k, v in self.label_guard.outcomes.items() if k.endswith("_lettered"))
+        if routed > self._dead_lettered:
+            m.online_join.labels(outcome="dead_lettered").inc(routed - self._dead_lettered)
+            self._dead_lettered = routed
         for key, value in counts.items():
             delta = value - self._counted.get(key, 0)
             if delta:
@@ -191,6 +231,7 @@ class Learner:
             not force and now - self._last_snapshot < self.settings.online_snapshot_seconds
         ):
             return None
+        self._confirm_dead_letters()
         self.store.save_checkpoint(self.core)
         version = self.store.write(self.core.model, {"watermark_ms": self.core.join.watermark_ms})
         self._last_snapshot, self._dirty = now, False
@@ -207,6 +248,16 @@ class Learner:
             len(self.core.join),
         )
         return version
+
+    def _confirm_dead_letters(self) -> None:
+        """Every dead letter delivered before the checkpoint stores offsets past it; else
+        :class:`ServiceError` (the restart re-reads from the last checkpoint)."""
+        if self._dlq_producer is None:
+            return
+        left = self._dlq_producer.flush(DLQ_FLUSH_TIMEOUT_S)
+        self._deliveries.raise_if_failed(left)
+        if left:
+            raise ServiceError(f"{left} dead letter(s) not confirmed by the broker")
 
     def run(self, stop: threading.Event) -> None:
         consumer = self.start()
@@ -231,3 +282,14 @@ def run_learner(settings: Settings) -> None:
     metrics = build_metrics()
     serve_metrics(settings.learner_metrics_port, settings.metrics_host, metrics.registry)
     Learner(settings, metrics).run(stop)
+
+
+def ensure_labels_dlq(settings: Settings) -> None:
+    """Create ``labels.dlq`` if missing (one partition, 30 days, like ``transactions.dlq``)."""
+    from streams.clients import make_admin
+    from streams.topics import TopicSpec, ensure_topics
+
+    spec = TopicSpec(role="labels_dlq", name=settings.topic_labels_dlq, partitions=1,
+                     replication=settings.topic_replication, key="original key",
+                     config={"cleanup.policy": "delete", "retention.ms": str(30 * 86_400_000)})
+    ensure_topics(make_admin(settings), [spec])

@@ -54,8 +54,10 @@ def train_frame_from_history(
     settings: Settings, history_path: Path, config: TrainConfig | None = None
 ) -> tuple[pd.DataFrame, TrainResult]:
     """The training frame of ``history_path`` and the model trained on it."""
+    from replay.history import read_history  # validated like every input (frame_checks)
+
     started = time.monotonic()
-    history = pd.read_parquet(history_path)
+    history = read_history(history_path)
     frame = training_frame(history)
     log.info("features for %d transactions in %.1fs", len(frame), time.monotonic() - started)
     result = train_model(

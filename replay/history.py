@@ -11,6 +11,8 @@ Columns (in this order):
 
 Rows are sorted by ``event_time`` and ``transaction_id`` is unique. Files from elsewhere
 can be read with a column ``rename`` map; naive timestamps are refused, not guessed.
+Every value must meet the stream's rules (:mod:`replay.frame_checks`: ids, amounts, times,
+codes, unique ids); :func:`read_history` refuses a file that does not, listing each problem.
 The live stream carries no labels: :func:`iter_transactions` strips them and
 :func:`label_records` turns them into the events of topic ``labels``.
 """
@@ -90,6 +92,12 @@ def read_history(path: str | Path, *, rename: Mapping[str, str] | None = None,
             df[column] = df[column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     if "mcc" in df.columns:
         df["mcc"] = df["mcc"].astype(str).str.zfill(4)
+    for column in ("transaction_id", "card_id", "merchant_id", "terminal_id", "device_id"):
+        if column in df.columns and pd.api.types.is_integer_dtype(df[column]):
+            df[column] = df[column].astype(str)  # integer ids are read as their text
+    from replay.frame_checks import validate_frame  # the stream's rules, every format
+
+    validate_frame(df, f"history file {path}", require_labels=require_labels)
     if not df["event_time"].is_monotonic_increasing:
         df = df.sort_values("event_time", kind="stable", ignore_index=True)
     return df

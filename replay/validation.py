@@ -23,16 +23,20 @@ import numpy as np
 import pandas as pd
 
 from infra.errors import ConfigurationError, InvalidInput
+from replay.frame_checks import (
+    CHANNELS,
+    PATTERNS,
+    amount_problems,
+    id_problems,
+    time_problems,
+)
 from replay.history import HISTORY_COLUMNS
 from replay.mapping import REQUIRED_FIELDS, ColumnMapping
-from streams.schema import MAX_AMOUNT, MAX_EVENT_MS, MIN_EVENT_MS
 
-ID_PATTERN = r"[A-Za-z0-9_.:\-]{1,64}"
-CHANNELS = ("pos", "ecom", "atm", "moto")
 _TRUE = {"1", "true", "t", "yes", "y", "fraud", "1.0"}
 _FALSE = {"0", "false", "f", "no", "n", "genuine", "0.0"}
 _ID_FIELDS = ("transaction_id", "card_id", "merchant_id", "terminal_id", "device_id")
-_PATTERNS = {"country": r"[A-Z]{2}", "currency": r"[A-Z]{3}", "mcc": r"[0-9]{4}"}
+_PATTERNS = PATTERNS
 
 
 class _Problems:
@@ -90,9 +94,8 @@ def _check_times(p: _Problems, name: str, raw: pd.Series, times: pd.Series) -> N
     blank = raw.isna().to_numpy()
     bad = times.isna().to_numpy() & ~blank
     p.add(name, "unparseable time (set time_format / time_unit / timezone?)", bad, raw)
-    ms = times.astype("int64").to_numpy() // 1_000_000
-    out = times.notna().to_numpy() & ((ms < MIN_EVENT_MS) | (ms > MAX_EVENT_MS))
-    p.add(name, "time outside 2000-2100 (wrong time_unit?)", out, raw)
+    for what, mask in time_problems(times):
+        p.add(name, what, mask, raw)
 
 
 def _text(raw: pd.Series) -> pd.Series:
@@ -136,8 +139,8 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
         if name in ("transaction_id", "card_id", "merchant_id") or (
                 name == "terminal_id" and "merchant_id" not in cols):
             p.add(name, "missing value", blank, raw[cols[name]])
-        bad = ~blank & ~values.str.fullmatch(ID_PATTERN).fillna(False).to_numpy(dtype=bool)
-        p.add(name, "not an id (1-64 of [A-Za-z0-9_.:-])", bad, raw[cols[name]])
+        for what, mask in id_problems(values):
+            p.add(name, what, mask, raw[cols[name]])
         out[name] = values.astype(object).where(~blank, None)
     if "merchant_id" not in cols:
         out["merchant_id"] = out["terminal_id"]
@@ -153,14 +156,11 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
 
     raw_amount = raw[cols["amount"]]
     amount = pd.to_numeric(raw_amount, errors="coerce").astype("float64")
-    p.add("amount", "missing amount", raw_amount.isna().to_numpy(), raw_amount)
+    p.add("amount", "missing or NaN amount", raw_amount.isna().to_numpy(), raw_amount)
     p.add("amount", "not a number", (amount.isna() & raw_amount.notna()).to_numpy(), raw_amount)
-    a = amount.to_numpy()
-    with np.errstate(invalid="ignore"):
-        p.add("amount", "negative or zero amount", a <= 0, raw_amount)
-        p.add("amount", f"amount above {MAX_AMOUNT:,.0f} or infinite", a > MAX_AMOUNT,
-              raw_amount)
-    out["amount"] = amount
+    for what, mask in amount_problems(amount.to_numpy()):
+        p.add("amount", what, mask, raw_amount)
+    out["amount"] = amount + 0.0  # -0.0 -> 0.0
 
     for name in ("channel", "country", "currency", "mcc"):
         if name not in cols:

@@ -2,16 +2,20 @@
 
 Validation is strict on what scoring relies on (types, ranges, required fields, size) and
 lenient on the rest (unknown optional fields are ignored, so upstream can add fields first).
+The value rules (ids, amounts, times, JSON) live in :mod:`streams.rules` and are shared with
+labels and training files; types are strict: no text is read as a number (``"12.50"`` is
+refused), no number as text. The one documented conversion: ``mcc`` may be an integer
+0..9999, read as its 4-digit code (``742`` -> ``"0742"``).
+
 :func:`parse_transaction` is the one entry point for raw bytes: it raises
-:class:`~infra.errors.InvalidInput` with a human-readable reason, which workers route to the
-dead-letter topic and the API maps to a 4xx.
+:class:`~infra.errors.InvalidInput` with a human-readable reason naming the field, which
+workers route to the dead-letter topic and the API maps to a 4xx. The model itself carries
+the same rules, so FastAPI bodies validated through it get them too.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,13 +28,26 @@ from pydantic import (
 )
 
 from infra.errors import InvalidInput
+from streams.rules import (
+    MAX_AMOUNT,
+    MAX_EVENT_MS,
+    MAX_ID_CHARS,
+    MIN_EVENT_MS,
+    MIN_POSITIVE_AMOUNT,
+    check_amount,
+    check_id,
+    check_time,
+    decode_object,
+)
+
+__all__ = [
+    "EXAMPLE_TRANSACTIONS", "MAX_AMOUNT", "MAX_EVENT_MS", "MAX_ID_CHARS", "MAX_PAYLOAD_BYTES",
+    "MIN_EVENT_MS", "MIN_POSITIVE_AMOUNT", "SCHEMA_VERSION", "Transaction", "parse_transaction",
+    "transaction_json_schema", "validate_transaction",
+]
 
 SCHEMA_VERSION = 1
-MAX_AMOUNT = 1_000_000.0
 MAX_PAYLOAD_BYTES = 16 * 1024
-# Event times outside this range are absurd for card payments (year 2000 .. 2100).
-MIN_EVENT_MS = 946_684_800_000
-MAX_EVENT_MS = 4_102_444_800_000
 
 # Published in the JSON Schema's ``examples``; unit tests check that each one validates.
 EXAMPLE_TRANSACTIONS: tuple[dict[str, Any], ...] = (
@@ -62,7 +79,12 @@ EXAMPLE_TRANSACTIONS: tuple[dict[str, Any], ...] = (
 )
 
 Channel = Literal["pos", "ecom", "atm", "moto"]
-_ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
+# JSON Schema can only approximate "printable" (str.isprintable); the validator is exact.
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS,
+              "pattern": r"^[^\u0000-\u001f\u007f-\u009f]+$",
+              "description": f"printable text, 1-{MAX_ID_CHARS} characters"}
+_Id = Annotated[str, WithJsonSchema(_ID_SCHEMA)]
+_OptId = Annotated[str | None, WithJsonSchema({"anyOf": [_ID_SCHEMA, {"type": "null"}]})]
 # The published JSON Schema must accept what the validator accepts (epoch ms, integer mcc).
 _EventTime = Annotated[
     datetime,
@@ -86,72 +108,66 @@ _Mcc = Annotated[
         }
     ),
 ]
+# Zero, or at least the smallest minor unit: what the validator accepts, exactly.
+_Amount = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number", "const": 0},
+                              {"type": "number", "minimum": MIN_POSITIVE_AMOUNT,
+                               "maximum": MAX_AMOUNT}]}),
+]
+_ID_FIELDS = ("transaction_id", "card_id", "merchant_id", "terminal_id", "device_id")
 
 
 class Transaction(BaseModel):
     """A card transaction as published to topic ``transactions`` (keyed by ``card_id``)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    transaction_id: str = Field(pattern=_ID)
+    transaction_id: _Id
     event_time: _EventTime = Field(description="UTC; ISO-8601 string or epoch milliseconds")
-    card_id: str = Field(pattern=_ID)
-    merchant_id: str = Field(pattern=_ID)
-    terminal_id: str | None = Field(default=None, pattern=_ID)
-    amount: float = Field(
-        gt=0.0, le=MAX_AMOUNT, allow_inf_nan=False, description="in major units of currency"
+    card_id: _Id
+    merchant_id: _Id
+    terminal_id: _OptId = None
+    amount: _Amount = Field(
+        description=f"in major units of currency: 0 (card verification) or "
+                    f"{MIN_POSITIVE_AMOUNT} .. {MAX_AMOUNT:.0f}",
     )
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     channel: Channel = "pos"
     country: str = Field(pattern=r"^[A-Z]{2}$")
     mcc: _Mcc = Field(default="5999", pattern=r"^[0-9]{4}$")
-    device_id: str | None = Field(default=None, pattern=_ID)
+    device_id: _OptId = None
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+    @field_validator(*_ID_FIELDS, mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        return value if value is None else check_id(value)
 
     @field_validator("event_time", mode="before")
     @classmethod
-    def _event_time(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("event_time must be ISO-8601 or epoch milliseconds")
-        if isinstance(value, int | float):
-            if not math.isfinite(value) or not MIN_EVENT_MS <= value <= MAX_EVENT_MS:
-                raise ValueError("epoch milliseconds out of range (years 2000-2100)")
-            return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-        return value
+    def _event_time(cls, value: Any) -> datetime:
+        return check_time(value)
 
-    @field_validator("event_time")
+    @field_validator("amount", mode="before")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("event_time needs a timezone (UTC); naive times are ambiguous")
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:  # e.g. 9999-12-31T23:59-01:00 has no UTC datetime
-            raise ValueError("event_time out of range (years 2000-2100)") from None
-        ms = value.timestamp() * 1000.0
-        if not MIN_EVENT_MS <= ms <= MAX_EVENT_MS:
-            raise ValueError("event_time out of range (years 2000-2100)")
-        return value
+    def _amount(cls, value: Any) -> float:
+        return check_amount(value)
 
-    @field_validator("amount", "schema_version", mode="before")
+    @field_validator("currency", "country", "channel", mode="before")
     @classmethod
-    def _not_bool(cls, value: Any) -> Any:
-        if isinstance(value, bool):  # JSON true/false would otherwise pass as 1/0
-            raise ValueError("must be a number, not a boolean")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("amount must be finite")
-        return value
+    def _strip(cls, value: Any) -> Any:
+        return value.strip(" ") if isinstance(value, str) else value
 
     @field_validator("mcc", mode="before")
     @classmethod
     def _mcc(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip(" ")
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
+            return f"{value:04d}"  # documented: an integer code keeps its leading zeros
         if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:04d}"
+            raise ValueError("integer mcc must be 0..9999")
         return value
 
     @property
@@ -170,20 +186,14 @@ def _first_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
         where = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{where}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
     return "; ".join(parts)
 
 
 def parse_transaction(raw: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> Transaction:
     """Decode and validate one raw message; raise :class:`InvalidInput` with the reason."""
-    size = len(raw.encode() if isinstance(raw, str) else raw)
-    if size > max_bytes:
-        raise InvalidInput(f"payload too large: {size} bytes > {max_bytes}")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, too deep, 4300+ digit ints
-        raise InvalidInput(f"malformed JSON: {exc}") from None
-    return validate_transaction(data)
+    return validate_transaction(decode_object(raw, max_bytes))
 
 
 def validate_transaction(data: Any) -> Transaction:

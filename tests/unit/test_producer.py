@@ -110,7 +110,8 @@ def test_transaction_objects_are_sent_and_revalidated(
 @pytest.mark.parametrize(
     ("bad", "words"),
     [
-        ({**VALID, "amount": 0}, "amount: Input should be greater than 0"),
+        ({**VALID, "amount": -1}, "amount: must be greater than or equal to 0"),
+        ({**VALID, "amount": "12.50"}, "amount: must be a JSON number"),
         ({k: v for k, v in VALID.items() if k != "card_id"}, "card_id: Field required"),
         ({**VALID, "event_time": "2024-03-10T08:15:30"}, "event_time: .*timezone"),
         ({**VALID, "note": object()}, "extra fields are not JSON"),

@@ -60,7 +60,7 @@ def test_backtest_with_flags_only_and_label_delay(state: Path) -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ("negative_amount", ["'TX_AMOUNT' (amount)", "negative or zero", "row 3: -1.0"]),
+    ("negative_amount", ["'TX_AMOUNT' (amount)", "negative amount", "row 3: -1.0"]),
     ("missing_column", ["no column for amount", "--map YOUR_COLUMN=field"]),
     ("duplicate_id", ["'TX_ID' (transaction_id)", "duplicate id", "row 1", "row 2"]),
     ("unsorted", ["'TX_DATETIME' (event_time)", "earlier than the row before", "row 6"]),
@@ -100,3 +100,25 @@ def test_bad_mapping_and_policy_flags(state: Path, capsys: pytest.CaptureFixture
     assert main(["replay", "backtest", str(csv), "--mapping", str(mapping), "--policy",
                  "review=high", "--out", "x"]) == 2
     assert "--policy 'review=high'" in capsys.readouterr().err
+
+
+def test_a_parquet_history_is_validated_like_a_csv(state: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12 item 7: this file trained and became champion (rc 0) as Parquet."""
+    from replay.simulator import SimulationConfig, simulate, write_history
+
+    frame = simulate(SimulationConfig(n_customers=30, n_terminals=10, days=12, seed=5))
+    frame.loc[1, "transaction_id"] = frame.loc[0, "transaction_id"]
+    frame.loc[2, "amount"] = float("nan")
+    frame.loc[3, "amount"] = 1e12
+    frame.loc[4, "amount"] = -3.0
+    path = write_history(frame, state / "data" / "bad.parquet")
+    for argv in (["train", "--history", str(path)], ["retrain", "--history", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fraudstream: error: history file") and "Traceback" not in err
+        for text in ("'transaction_id': duplicate id", "row 1", "row 2",
+                     "'amount': missing or NaN amount", "row 3",
+                     "'amount': amount above 1,000,000", "row 4",
+                     "'amount': negative amount", "row 5"):
+            assert text in err, (text, err)

@@ -75,13 +75,15 @@ def bad(**changes: object) -> str:
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
-    ({"AMT": [10.0, -5.0, 7.0, 0.0]}, ["'AMT' (amount)", "negative or zero", "row 2: -5.0",
-                                       "row 4: 0.0"]),
+    ({"AMT": [10.0, -5.0, 7.0, 0.0]}, ["'AMT' (amount)", "negative amount", "row 2: -5.0"]),
+    ({"AMT": [10.0, 1e12, 7.0, 1e-300]}, ["'AMT' (amount)", "above 1,000,000", "row 2",
+                                          "below every currency's minor unit", "row 4"]),
     ({"AMT": ["10", "ten", "7", "1"]}, ["'AMT' (amount)", "not a number", "row 2: 'ten'"]),
-    ({"AMT": [10.0, None, 7.0, 1.0]}, ["'AMT' (amount)", "missing amount", "row 2"]),
+    ({"AMT": [10.0, None, 7.0, 1.0]}, ["'AMT' (amount)", "missing or NaN amount", "row 2"]),
     ({"ID": ["t0", "t1", "t0", "t3"]}, ["'ID' (transaction_id)", "duplicate id", "row 1",
                                         "row 3"]),
-    ({"ID": ["t0", "bad id!", "t2", "t3"]}, ["'ID' (transaction_id)", "not an id", "row 2"]),
+    ({"ID": ["t0", "bad\tid", "t2", "t3"]}, ["'ID' (transaction_id)", "not an id", "row 2"]),
+    ({"ID": ["t0", "x" * 129, "t2", "t3"]}, ["'ID' (transaction_id)", "not an id", "row 2"]),
     ({"WHEN": ["2025-01-06 10:00:00", "yesterday", "2025-01-06 10:00:02",
                "2025-01-06 10:00:03"]}, ["'WHEN' (event_time)", "unparseable", "row 2"]),
     ({"WHEN": ["2025-01-06 10:00:00", None, "2025-01-06 10:00:02", "2025-01-06 10:00:03"]},

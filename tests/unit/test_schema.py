@@ -95,6 +95,40 @@ def test_unknown_fields_are_ignored_and_whitespace_stripped() -> None:
 def test_amount_bounds_are_inclusive_at_the_maximum() -> None:
     assert validate_transaction(with_(amount=1_000_000)).amount == 1_000_000.0
     assert validate_transaction(with_(amount=0.01)).amount == 0.01
+    assert validate_transaction(with_(amount=0.0001)).amount == 0.0001
+
+
+@pytest.mark.parametrize("amount", [0, 0.0, -0.0])
+def test_zero_amount_is_valid_card_verification(amount: float) -> None:
+    tx = parse_transaction(json.dumps(with_(amount=amount)))
+    assert tx.amount == 0.0 and math.copysign(1.0, tx.amount) == 1.0
+
+
+@pytest.mark.parametrize(
+    "name", ["fraud_Kutch, Hermiston and Farrell", "Café Müller", "東京 store #12", "O'Neil & Sons"]
+)
+def test_ids_are_printable_text_with_spaces_and_commas(name: str) -> None:
+    raw = json.dumps(with_(merchant_id=name, terminal_id=name), ensure_ascii=False)
+    tx = parse_transaction(raw)
+    assert tx.merchant_id == tx.terminal_id == name
+    assert validate_transaction(with_(card_id="x" * 128)).card_id == "x" * 128
+
+
+def test_duplicate_json_keys_are_refused() -> None:
+    raw = b'{"amount": 1.0, "amount": 999999.0}'
+    assert reason(raw).startswith("duplicate key 'amount'")
+
+
+def test_only_utf8_is_json() -> None:
+    raw = json.dumps(VALID).encode("utf-16")
+    assert reason(raw).startswith("malformed JSON: not UTF-8")
+
+
+def test_aware_datetimes_from_python_callers_are_checked() -> None:
+    when = datetime(2024, 3, 10, 8, 15, 30, tzinfo=UTC)
+    assert Transaction(**{**VALID, "event_time": when}).event_time == when
+    with pytest.raises(ValueError, match="timezone"):
+        Transaction(**{**VALID, "event_time": when.replace(tzinfo=None)})
 
 
 # -- malformed input: every reason names what is wrong -------------------------------------
@@ -148,9 +182,19 @@ def test_missing_required_field_is_named(field: str) -> None:
         ("schema_version", 2),
         ("mcc", "54a1"),
         ("mcc", 12345),
-        ("card_id", "has spaces inside"),
+        ("card_id", "tab\there"),
+        ("card_id", "line\nbreak"),
+        ("card_id", "zero\u200bwidth"),
+        ("card_id", "\ud800"),
         ("card_id", ""),
-        ("merchant_id", "x" * 65),
+        ("card_id", "   "),
+        ("merchant_id", "x" * 129),
+        ("amount", "12.50"),
+        ("amount", "12"),
+        ("schema_version", 1.0),
+        ("mcc", True),
+        ("mcc", -1),
+        ("terminal_id", 7),
     ],
 )
 def test_wrong_types_and_formats_are_named(field: str, value: Any) -> None:
@@ -161,10 +205,15 @@ def test_wrong_types_and_formats_are_named(field: str, value: Any) -> None:
 @pytest.mark.parametrize(
     ("amount", "words"),
     [
-        (-5.0, "greater than 0"),
-        (0, "greater than 0"),
+        (-5.0, "greater than or equal to 0"),
+        (-1e-300, "greater than or equal to 0"),
+        (5e-324, "at least 0.0001"),
+        (1e-300, "at least 0.0001"),
+        (0.00009, "at least 0.0001"),
         (1_000_000.01, "less than or equal to 1000000"),
         (1e12, "less than or equal to 1000000"),
+        (1e308, "less than or equal to 1000000"),
+        (10**30, "less than or equal to 1000000"),
     ],
 )
 def test_absurd_amounts_are_named(amount: float, words: str) -> None:
@@ -186,15 +235,30 @@ def test_non_finite_amounts_are_rejected(amount: float) -> None:
         "2100-01-01T00:00:01Z",
         "9999-12-31T23:59:59-01:00",
         "0001-01-01T00:00:00+01:00",
+        "0001-01-01T00:00:00-23:59",
+        "9999-12-31T23:59:59.999999+23:59",
         1710058530,  # epoch *seconds*: 1970 in milliseconds
         -1,
         10**16,
-        math.nan,
+        10**30,
+        1e300,
+        -1e300,
     ],
 )
 def test_absurd_timestamps_are_rejected(event_time: Any) -> None:
     text = reason(with_(event_time=event_time))
     assert text.startswith("invalid transaction: event_time: ") and "range" in text, text
+
+
+@pytest.mark.parametrize(
+    ("event_time", "words"),
+    [(math.nan, "finite"), (math.inf, "finite"), (1710058530000.5, "whole number"),
+     ("1710058530000", "not ISO-8601"), ("2024-03-10T08:15:30Z" + " " * 60, "too long"),
+     (None, "not NoneType")],
+)
+def test_other_bad_times_are_named(event_time: Any, words: str) -> None:
+    text = reason(with_(event_time=event_time))
+    assert text.startswith("invalid transaction: event_time: ") and words in text, text
 
 
 @pytest.mark.parametrize("event_time", ["2024-03-10T08:15:30", "2024-03-10 08:15:30", "2024-03-10"])
@@ -265,4 +329,20 @@ def test_schema_accepts_what_the_validator_accepts() -> None:
     props = transaction_json_schema()["properties"]
     assert {"type": "integer"}.items() <= props["event_time"]["anyOf"][1].items()
     assert {alt["type"] for alt in props["mcc"]["anyOf"]} == {"string", "integer"}
-    assert props["amount"]["exclusiveMinimum"] == 0 and props["amount"]["maximum"] == 1_000_000
+    zero, positive = props["amount"]["anyOf"]
+    assert zero["const"] == 0 and positive["minimum"] == 0.0001
+    assert positive["maximum"] == 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("event_time", "ok"),
+    [("2000-01-01T00:00:00Z", True), ("2100-01-01T00:00:00Z", True),
+     ("2100-01-01T01:00:00+01:00", True), ("2100-01-01T00:00:00.001Z", False),
+     ("1999-12-31T23:59:59.999Z", False), (946_684_800_000, True), (946_684_799_999, False),
+     (4_102_444_800_000, True), (4_102_444_800_001, False)],
+)
+def test_time_range_edges_are_inclusive(event_time: Any, ok: bool) -> None:
+    if ok:
+        assert validate_transaction(with_(event_time=event_time)).event_time.tzinfo == UTC
+    else:
+        assert "range" in reason(with_(event_time=event_time))

@@ -178,6 +178,13 @@ def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _stream_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from features.stream.service import run_stream
+
+    run_stream(settings, instance=args.instance)
+    return 0
+
+
 def _score_worker(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.service import run_scorer
 
@@ -297,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_parser("worker", help="run the stream feature worker").set_defaults(
         handler=_features_worker
     )
+    stream = sub.add_parser("stream", help="the one-hop stream stage").add_subparsers(
+        dest="stream_command", required=True
+    )
+    p = stream.add_parser("worker", help="run the stream stage (features + decisions)")
+    p.add_argument("--instance", default="0", help="unique per process (transactional id)")
+    p.set_defaults(handler=_stream_worker)
     score = sub.add_parser("score", help="scorer").add_subparsers(
         dest="score_command", required=True
     )

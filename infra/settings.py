@@ -114,6 +114,25 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics")
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
 
+    # -- the one-hop stream stage (features + decision; see docs/features.md) -------------
+    topic_labels_dlq: str = "labels.dlq"
+    topic_card_changelog: str = Field(
+        default="fraudstream.card-state.changelog",
+        description="internal, compacted: card states, committed with the stage's outputs")
+    consumer_group_stream: str = "fraudstream-stream"
+    stream_batch_size: int = Field(default=1000, ge=1)
+    stream_batch_ms: int = Field(default=20, ge=1)
+    stream_session_timeout_ms: int = Field(default=6_000, ge=6_000, le=300_000)
+    stream_transaction_timeout_ms: int = Field(
+        default=5_000, ge=1_000, description="a killed worker's open transaction is aborted by "
+        "the broker after this (its partitions' readers wait at most this long)")
+    stream_call_timeout_s: float = Field(
+        default=5.0, gt=0.0, description="bound on every blocking Kafka/Redis call")
+    stream_max_buffered: int = Field(
+        default=20_000, ge=100, description="records held per partition waiting for the "
+        "other partitions' event time before the partition is paused")
+    stream_metrics_port: int = Field(default=18084, ge=0, le=65535, description="0 = off")
+
     # -- drift monitor (see docs/drift.md) ------------------------------------------------
     consumer_group_drift: str = "fraudstream-drift"
     drift_window: Literal["event_time", "count"] = "event_time"

@@ -74,7 +74,8 @@ def settings() -> Settings:
 def test_catalog_covers_every_design_topic(settings: Settings) -> None:
     specs = catalog(settings)
     assert [s.role for s in specs] == [
-        "transactions", "dlq", "featurized", "scores", "alerts", "labels", "drift",
+        "transactions", "dlq", "featurized", "scores", "alerts", "labels", "labels_dlq",
+        "drift",
     ]  # fmt: skip
     names = [s.name for s in specs]
     assert len(set(names)) == len(names)

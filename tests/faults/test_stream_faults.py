@@ -55,8 +55,8 @@ SIZE = (Size(8000, 6, 1000, (0.5, 2.0, 6.0, 1.0, 8.0, 0.7, 3.0, 10.0, 1.5, 5.0, 
 @pytest.fixture(scope="module")
 def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = simulate(SimulationConfig(n_customers=SIZE.customers, n_terminals=500,
-                                      days=int(8 + SIZE.live_days), seed=31))
-    history, live = split_days(frame, 8)
+                                      days=int(12 + SIZE.live_days), seed=31))
+    history, live = split_days(frame, 12)
     return history, live.reset_index(drop=True)
 
 

@@ -157,7 +157,7 @@ class StageRedis:
             pipe.set(card_state_key(p, card), served, ex=ttl)
         if writes.late:
             late_key = f"{p}:late"
-            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}": orjson.dumps(lt.__dict__)
+            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}:{lt.to_ms}": orjson.dumps(lt.__dict__)
                                          for lt in writes.late})
             pipe.expire(late_key, ttl)
 

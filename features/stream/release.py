@@ -5,7 +5,8 @@ one worker reads many partitions, each at its own pace. So consumed records wait
 :class:`Buffers` until every input partition the worker owns (``transactions`` and
 ``labels`` alike) has been read past their time: the release watermark is the smallest
 *frontier* (the latest time read) over the owned partitions, where a partition read to its
-end, or silent for ``idle_ms``, does not hold anything back. This is the stage's grace: an
+end (Kafka's end-of-partition event) does not hold anything back; nor, as a last resort
+against a partition that never reports, one silent for ``idle_ms`` (30 s). This is the stage's grace: an
 item that still reaches a terminal behind a later one (another worker's partitions, data
 published out of order, a partition that was idle) is *late* and counted
 (:mod:`features.stream.terminals`).
@@ -48,7 +49,7 @@ def releasable(item: Item, watermark: float) -> bool:
 class Buffers:
     """Consumed, unprocessed records of the owned partitions, released by event time."""
 
-    idle_ms: int = 1000
+    idle_ms: int = 30_000
     items: dict[TP, deque[Item]] = field(default_factory=dict)
     frontier: dict[TP, float] = field(default_factory=dict)
     at_end: dict[TP, bool] = field(default_factory=dict)

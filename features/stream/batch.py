@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from features.card import card_label, card_update
 from features.stream.cards import CardStates
@@ -105,8 +106,9 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
     writes.cards = [(card, served) for _, card, _, served in out.changelog]
     base_rows = list(writes.rows)
 
-    def compute(states: dict[str, TerminalState | None]) -> tuple[Writes, set[str]]:
-        result = apply_items(states, items, reuse)
+    def compute(states: dict[str, TerminalState | None],
+                marks: dict[str, Any]) -> tuple[Writes, set[str]]:
+        result = apply_items(states, items, reuse, marks)
         vectors.clear()
         vectors.update(result.vectors)
         writes.rows = base_rows + [

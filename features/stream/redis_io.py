@@ -109,10 +109,13 @@ class StageRedis:
         rows = {t: v for t, v in zip(tids, vectors, strict=True) if v is not None}
         return list(replies[0]), rows
 
-    def write(self, terminals: list[str], compute: Callable[[dict[str, TerminalState | None]],
-              tuple[Writes, set[str]]]) -> Writes:
-        """Load ``terminals`` under WATCH, ``compute(states) -> (writes, changed keys)``
-        (``states`` mutated in place), then write it all in one MULTI."""
+    def write(self, terminals: list[str],
+              compute: Callable[[dict[str, TerminalState | None], dict[str, Any]],
+                                tuple[Writes, set[str]]]) -> Writes:
+        """Load ``terminals`` under WATCH, ``compute(states, marks) -> (writes, changed
+        keys)`` (``states`` and ``marks`` — each terminal's latest applied item order, kept
+        in the state's JSON as ``"ll"`` — mutated in place), then write it all in one
+        MULTI."""
         keys = [terminal_state_key(self.project, t) for t in terminals]
         try:
             for _ in range(WATCH_RETRIES):
@@ -121,11 +124,14 @@ class StageRedis:
                         if keys:
                             pipe.watch(*keys)
                         raws: list[Any] = pipe.mget(keys) if keys else []  # type: ignore[assignment]
-                        states = {t: TerminalState.from_dict(orjson.loads(r)) if r else None
-                                  for t, r in zip(terminals, raws, strict=True)}
-                        writes, changed = compute(states)
+                        data = {t: orjson.loads(r) if r else None
+                                for t, r in zip(terminals, raws, strict=True)}
+                        states = {t: TerminalState.from_dict(d) if d else None
+                                  for t, d in data.items()}
+                        marks = {t: d.get("ll") if d else None for t, d in data.items()}
+                        writes, changed = compute(states, marks)
                         pipe.multi()
-                        self._queue(pipe, writes, states, changed)
+                        self._queue(pipe, writes, states, changed, marks)
                         pipe.execute()
                         return writes
                     except redis_lib.WatchError:
@@ -136,12 +142,14 @@ class StageRedis:
                            f"({WATCH_RETRIES} tries)")
 
     def _queue(self, pipe: Any, writes: Writes, states: dict[str, TerminalState | None],
-               changed: set[str]) -> None:
+               changed: set[str], marks: dict[str, Any]) -> None:
         ttl, p = self.settings.online_ttl_seconds, self.project
-        for key in changed:
-            state = states[key]
+        for key in set(changed) | {k for k, m in marks.items() if m is not None}:
+            state = states.get(key)
             if state is not None:
-                pipe.set(terminal_state_key(p, key), orjson.dumps(state.to_dict()), ex=ttl)
+                data = state.to_dict()
+                data["ll"] = marks.get(key)
+                pipe.set(terminal_state_key(p, key), orjson.dumps(data), ex=ttl)
         for tid, card, terminal, event_ms, vector in writes.rows:
             mapping: dict[bytes | str, bytes] = dict(
                 zip(_FIELDS, map(encode_double, vector), strict=True))
@@ -157,8 +165,8 @@ class StageRedis:
             pipe.set(card_state_key(p, card), served, ex=ttl)
         if writes.late:
             late_key = f"{p}:late"
-            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}:{lt.to_ms}": orjson.dumps(lt.__dict__)
-                                         for lt in writes.late})
+            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}:{lt.to_ms}":
+                                         orjson.dumps(lt.__dict__) for lt in writes.late})
             pipe.expire(late_key, ttl)
 
 

@@ -6,9 +6,9 @@ one worker reads many partitions, each at its own pace. So consumed records wait
 ``labels`` alike) has been read past their time: the release watermark is the smallest
 *frontier* (the latest time read) over the owned partitions, where a partition read to its
 end (Kafka's end-of-partition event) does not hold anything back; nor, as a last resort
-against a partition that never reports, one silent for ``idle_ms`` (30 s). This is the stage's grace: an
-item that still reaches a terminal behind a later one (another worker's partitions, data
-published out of order, a partition that was idle) is *late* and counted
+against a partition that never reports, one silent for ``idle_ms`` (30 s). This is the
+stage's grace: an item that still reaches a terminal behind a later one (another worker's
+partitions, data published out of order, a partition that was idle) is *late* and counted
 (:mod:`features.stream.terminals`).
 
 Per partition, records are released as a prefix in offset order (a record waits behind an

@@ -230,8 +230,8 @@ class StreamStage:
                 producer.produce(s.topic_alerts, key=key, value=dumps(d.alert, nan_as_null=True))
         for role, rej in out.rejected:
             topic = s.topic_dlq if role == "transactions" else s.topic_labels_dlq
-            key, value = self._letter(rej)
-            producer.produce(topic, key=key, value=value)
+            letter_key, letter = self._letter(rej)
+            producer.produce(topic, key=letter_key, value=letter)
         for p, card, stored, _ in out.changelog:
             producer.produce(s.topic_card_changelog, key=card.encode(), value=stored,
                              partition=p)

@@ -15,7 +15,10 @@ Lateness: an item behind the terminal's last applied transaction (see
 :mod:`features.stream.release` for when that happens) cannot be applied in order. A late
 transaction is still folded in — inserted at its time in the windows (so the terminal's
 later vectors equal the core's again) — and gets the terminal's features as they stand; a
-late label is applied as usual. Either way the vectors of that terminal's transactions
+late label is applied as usual. A transaction in order among the terminal's transactions
+but behind a label already applied (``marks``: the latest item order applied, labels
+included, kept next to the state as ``"ll"``) has seen a label from its future: its own
+vector is late. Either way the vectors of that terminal's transactions
 between the item's time and the last applied one (and a late transaction's own) may differ
 from the core's: each case is reported as a :class:`Late` (logged, counted, stored for
 tests and audits: ``{project}:late``).
@@ -94,15 +97,23 @@ def apply_items(
     states: dict[str, TerminalState | None],
     items: list[TerminalItem],
     stored_rows: Mapping[str, Features],
+    marks: dict[str, list[Any] | None] | None = None,
 ) -> TerminalResult:
     """Apply ``items`` (any order; sorted here) to ``states`` (mutated; keys must cover every
-    item's terminal). ``stored_rows``: feature rows already in the online store."""
+    item's terminal). ``stored_rows``: feature rows already in the online store; ``marks``:
+    each terminal's latest applied item order (mutated)."""
     out = TerminalResult({}, set(), [])
-    for _, item in sorted(items, key=lambda it: it[0]):
+    marks = {} if marks is None else marks
+    for order, item in sorted(items, key=lambda it: it[0]):
         if isinstance(item, LabelEvent):
             _label(states, item, out)
+            key = item.terminal
         else:
-            _transaction(states, item[0], item[1], stored_rows, out)
+            key = terminal_of(item[0])
+            _transaction(states, item[0], item[1], stored_rows, out, marks.get(key))
+        mark = marks.get(key)
+        if mark is None or list(order) > mark:
+            marks[key] = list(order)
     return out
 
 
@@ -121,7 +132,8 @@ def _label(states: dict[str, TerminalState | None], label: LabelEvent,
 
 
 def _transaction(states: dict[str, TerminalState | None], txn: TxnItem, card: Features,
-                 stored_rows: Mapping[str, Features], out: TerminalResult) -> None:
+                 stored_rows: Mapping[str, Features], out: TerminalResult,
+                 mark: list[Any] | None) -> None:
     e = txn.event
     stored = stored_rows.get(e.transaction_id)
     if stored is not None:
@@ -136,4 +148,6 @@ def _transaction(states: dict[str, TerminalState | None], txn: TxnItem, card: Fe
         insert_late(state, e.event_ms, e.amount)
         feats = terminal_features(state)
         out.late.append(Late(e.transaction_id, "transaction", key, e.event_ms, last_ms))
+    elif mark is not None and list(item_order(e.event_ms, TRANSACTION, e.transaction_id)) < mark:
+        out.late.append(Late(e.transaction_id, "transaction", key, e.event_ms, e.event_ms))
     out.vectors[e.transaction_id] = card + feats

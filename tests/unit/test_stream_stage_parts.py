@@ -77,7 +77,7 @@ def test_a_label_waits_until_a_later_time_was_read() -> None:
 
 def test_card_order_places_labels_like_the_core() -> None:
     items = card_order([txn("a", 10), txn("b", 20)], [lab("x", 20), lab("y", 5)])
-    assert [getattr(i, "time_ms") for i in items] == [5, 10, 20, 20]
+    assert [i.time_ms for i in items] == [5, 10, 20, 20]
     assert isinstance(items[2], TxnItem) and isinstance(items[3], LabelItem)
 
 
@@ -108,7 +108,7 @@ def test_messages_keyed_by_another_card_or_null_are_rejected() -> None:
 
 # -- terminal pass ------------------------------------------------------------------------------
 def _stream(n: int, seed: int) -> list[TxnItem]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data
     ms = T0
     out = []
     for i in range(n):

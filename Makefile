@@ -26,8 +26,11 @@ bench: setup ## run the benchmarks (numbers printed and written to bench-results
 	$(PY) -m bench.drift_bench
 	$(PY) -m bench.online_recovery
 
+chaos: setup ## the stream fault suite at full size (SIGKILL storm, broker/Redis restarts, scale-out)
+	FRAUDSTREAM_CHAOS=full $(PY) -m pytest tests/faults -s
+
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy streams features models scoring drift replay infra
 
-.PHONY: help setup demo test unit lint bench
+.PHONY: help setup demo test unit lint bench chaos

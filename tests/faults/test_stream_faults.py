@@ -89,8 +89,11 @@ def deployed(settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame],
     yield s, stream[1]
 
 
-def report(name: str, v: Verdict, started: float) -> None:
-    print(f"{name}: {v} in {time.monotonic() - started:.0f}s")
+def report(name: str, v: Verdict, started: float, *workers: WorkerProcess) -> None:
+    failed = sum(w.log_path.read_text(errors="replace").count("batch failed")
+                 for w in workers if w.log_path.exists())
+    print(f"{name}: {v}, aborted batches logged {failed}, in "
+          f"{time.monotonic() - started:.0f}s")
     v.assert_exact()
 
 
@@ -109,7 +112,7 @@ def test_sigkill_storm(deployed: tuple[Settings, pd.DataFrame]) -> None:
         v = verdict(s, live, timeout=600)
     finally:
         worker.stop()
-    report(f"storm ({len(SIZE.kills)} kills)", v, started)
+    report(f"storm ({len(SIZE.kills)} kills)", v, started, worker)
 
 
 def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
@@ -130,7 +133,7 @@ def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
     finally:
         start_services(service_settings, ["kafka"])  # idempotent: running is fine
         worker.stop()
-    report("broker stopped 20 s", v, started)
+    report("broker stopped 20 s", v, started, worker)
 
 
 def test_redis_restarted(deployed: tuple[Settings, pd.DataFrame],
@@ -151,7 +154,7 @@ def test_redis_restarted(deployed: tuple[Settings, pd.DataFrame],
     finally:
         start_services(service_settings, ["redis"])
         worker.stop()
-    report("redis restarted", v, started)
+    report("redis restarted", v, started, worker)
 
 
 def test_scale_out_kill_one_then_add_one(settings: Settings,
@@ -177,4 +180,4 @@ def test_scale_out_kill_one_then_add_one(settings: Settings,
         for w in workers.values():
             w.stop()
     assert decided == len(live)
-    report("2 workers on 8 partitions, one killed, one added", v, started)
+    report("2 workers on 8 partitions, one killed, one added", v, started, *workers.values())

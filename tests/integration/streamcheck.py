@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from confluent_kafka import Message
 
 from features.backfill import compute_features
 from features.card import CARD_FEATURE_NAMES, terminal_key
@@ -85,6 +86,7 @@ class Verdict:
     terminal_differ: int  # outside the recorded late items
     late_items: int
     excluded: int
+    max_gap_s: float  # longest pause between decisions of one partition (availability)
 
     def assert_exact(self) -> None:
         assert self.missing == 0, self
@@ -132,4 +134,13 @@ def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: flo
     excluded = late_mask(frame, late)
     term_bad = present & ~close[:, N_CARD:].all(axis=1) & ~excluded
     return Verdict(len(ids), len(records), len(missing), dup, int(card_bad.sum()),
-                   int(term_bad.sum()), len(late), int(excluded.sum()))
+                   int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores))
+
+
+def max_gap(scores: list[Message]) -> float:
+    """The longest time between consecutive decisions of a partition (seconds)."""
+    by_part: dict[int, list[int]] = {}
+    for m in scores:
+        by_part.setdefault(m.partition() or 0, []).append(m.timestamp()[1])
+    gaps = [float(np.diff(sorted(ts)).max()) for ts in by_part.values() if len(ts) > 1]
+    return max(gaps, default=0.0) / 1000.0

@@ -89,6 +89,14 @@ def deployed(settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame],
     yield s, stream[1]
 
 
+def wait_decisions(s: Settings, n: int, timeout: float = 180) -> None:
+    """Wait until ``n`` decisions are committed: the fault must hit a running stream."""
+    deadline = time.monotonic() + timeout
+    while (got := count_scores(s)) < n:
+        assert time.monotonic() < deadline, f"only {got} decisions after {timeout}s"
+        time.sleep(0.5)
+
+
 def report(name: str, v: Verdict, started: float, *workers: WorkerProcess) -> None:
     failed = sum(w.log_path.read_text(errors="replace").count("batch failed")
                  for w in workers if w.log_path.exists())
@@ -103,6 +111,7 @@ def test_sigkill_storm(deployed: tuple[Settings, pd.DataFrame]) -> None:
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
     worker = stage(s)
+    wait_decisions(s, 500)
     for wait in SIZE.kills:  # both shorter and longer than a worker's start-up
         time.sleep(wait)
         worker.kill()
@@ -123,7 +132,7 @@ def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
     try:
-        time.sleep(4)
+        wait_decisions(s, 2000)
         stop_services(service_settings, ["kafka"])
         time.sleep(20)
         start_services(service_settings, ["kafka"])
@@ -144,7 +153,7 @@ def test_redis_restarted(deployed: tuple[Settings, pd.DataFrame],
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
     try:
-        time.sleep(5)
+        wait_decisions(s, 2000)
         stop_services(service_settings, ["redis"])
         time.sleep(3)
         start_services(service_settings, ["redis"])
@@ -168,7 +177,7 @@ def test_scale_out_kill_one_then_add_one(settings: Settings,
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
     try:
-        time.sleep(6)
+        wait_decisions(s, 2000)
         workers["1"].kill()
         time.sleep(6)
         workers["2"] = stage(s, "2")

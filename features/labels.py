@@ -1,9 +1,9 @@
-"""Label events on the feature worker's side: validation and the topics the worker needs.
+"""Label events on the stream stage's side: validation.
 
 A ``labels`` record is ``{transaction_id, card_id, label: fraud|genuine, source,
 label_time}`` keyed by ``card_id`` (the design's contract); ``label_time`` is ISO-8601 UTC or
-epoch milliseconds. Invalid records raise :class:`~infra.errors.InvalidInput` (the worker
-dead-letters them with the reason).
+epoch milliseconds. Invalid records raise :class:`~infra.errors.InvalidInput` (the stage
+dead-letters them to ``labels.dlq`` with the reason).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from features.core import Label
 from infra.errors import InvalidInput
-from infra.settings import Settings
 
 LABELS = ("fraud", "genuine")
 
@@ -58,17 +57,3 @@ def parse_label(raw: bytes, max_bytes: int) -> Label:
         raise InvalidInput("invalid label: label_time is required")
     return Label(data["transaction_id"], data["card_id"], _label_ms(data["label_time"]),
                  data["label"] == "fraud")
-
-
-def ensure_feature_topics(settings: Settings) -> None:
-    """Create the catalog topics and the worker's repartition topic if missing."""
-    from streams.clients import make_admin
-    from streams.topics import TopicSpec, catalog, ensure_topics
-
-    internal = TopicSpec(
-        role="feature_repartition", name=settings.topic_feature_repartition,
-        partitions=settings.topic_partitions, replication=settings.topic_replication,
-        config={"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)},
-        key="terminal (or merchant)",
-    )
-    ensure_topics(make_admin(settings), [*catalog(settings), internal])

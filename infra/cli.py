@@ -171,13 +171,6 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from features.worker import run_worker
-
-    run_worker(settings)
-    return 0
-
-
 def _stream_worker(args: argparse.Namespace, settings: Settings) -> int:
     from features.stream.service import run_stream
 
@@ -298,12 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
     p.add_argument("--now", help="event time of the check (UTC), default: after the data")
     _mapping_options(p)
-    features = sub.add_parser("features", help="feature worker").add_subparsers(
-        dest="features_command", required=True
-    )
-    features.add_parser("worker", help="run the stream feature worker").set_defaults(
-        handler=_features_worker
-    )
     stream = sub.add_parser("stream", help="the one-hop stream stage").add_subparsers(
         dest="stream_command", required=True
     )

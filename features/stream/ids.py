@@ -30,7 +30,9 @@ NEW, REDELIVERED, REPEAT, CONFLICT = "new", "redelivered", "repeat", "conflict"
 
 
 def registry_key(project: str, transaction_id: str) -> str:
-    """>>> registry_key("fs", "tx-1")
+    """The registry key of a transaction id.
+
+    >>> registry_key("fs", "tx-1")
     'fs:txid:tx-1'
     """
     return f"{project}:txid:{transaction_id}"

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_INVALID,
     Consumer,
     KafkaError,
@@ -136,10 +137,37 @@ class StreamStage:
                 self.m.aborts.labels(cause=type(exc).__name__).inc()
                 log.warning("batch failed (%s); rewinding to the last commit in %.1fs",
                             exc, backoff)
-                self._reset()
+                if not (isinstance(exc, ServiceError) and self._rewind()):
+                    self._reset()
                 stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
         self._close()
+
+    def _rewind(self) -> bool:
+        """After a failure outside Kafka (Redis): abort the open transaction and seek back to
+        the committed offsets with the same clients. False when that is not possible (the
+        caller then resets everything)."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None:
+            return False
+        try:
+            producer.abort_transaction(self.s.stream_call_timeout_s)
+        except KafkaException as exc:
+            if "No ongoing transaction" not in str(exc) and "not in progress" not in str(exc):
+                return False
+        self.cards.rollback()
+        self.buffers.clear(self.wall_ms())
+        try:
+            for (topic, p), off in self.offsets.items():
+                start = off if off >= 0 else OFFSET_BEGINNING
+                consumer.seek(TopicPartition(topic, p, start))
+            if self.paused:
+                consumer.resume([TopicPartition(*tp) for tp in self.paused])
+                self.paused.clear()
+        except KafkaException as exc:
+            log.warning("rewind by seek failed (%s); reopening the clients", exc)
+            return False
+        return True
 
     def _reset(self) -> None:
         """Drop clients and working state: the next :meth:`_open` resumes from commits."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.stream.stage import READY_MARKER
 from infra.services import start_services, stop_services
 from infra.settings import Settings
 from infra.workers import WorkerProcess
@@ -49,7 +50,7 @@ class Size:
 
 SIZE = (Size(8000, 6, 1000, (0.5, 2.0, 6.0, 1.0, 8.0, 0.7, 3.0, 10.0, 1.5, 5.0, 0.5, 7.0,
                              2.5, 9.0, 1.0, 4.0)) if FULL else
-        Size(1500, 4, 600, (0.5, 6.0, 1.5, 7.0, 0.7, 3.0, 8.0, 1.0)))
+        Size(1500, 4, 300, (0.5, 6.0, 1.5, 7.0, 0.7, 3.0, 8.0, 1.0)))
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +109,21 @@ def report(name: str, v: Verdict, started: float, *workers: WorkerProcess) -> No
 def test_sigkill_storm(deployed: tuple[Settings, pd.DataFrame]) -> None:
     s, live = deployed
     started = time.monotonic()
+    worker = stage(s)
+    assert worker.wait_for_log(READY_MARKER, timeout=180), worker.log_tail(40)
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
-    worker = stage(s)
     wait_decisions(s, 500)
-    for wait in SIZE.kills:  # both shorter and longer than a worker's start-up
+    hit: list[int] = []
+    for i, wait in enumerate(SIZE.kills):  # both shorter and longer than a start-up
         time.sleep(wait)
         worker.kill()
+        if i in (len(SIZE.kills) // 2, len(SIZE.kills) - 1):
+            hit.append(count_scores(s))
         worker = stage(s)
     publisher.finish()
+    print(f"decisions committed at the middle and the last kill: {hit}")
+    assert hit[-1] < len(live)  # the kills hit a stream still being decided
     try:
         v = verdict(s, live, timeout=600)
     finally:

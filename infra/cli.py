@@ -178,13 +178,6 @@ def _stream_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _score_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.service import run_scorer
-
-    run_scorer(settings, instance=args.instance)
-    return 0
-
-
 def _api(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.api import run_api
 
@@ -297,12 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = stream.add_parser("worker", help="run the stream stage (features + decisions)")
     p.add_argument("--instance", default="0", help="unique per process (transactional id)")
     p.set_defaults(handler=_stream_worker)
-    score = sub.add_parser("score", help="scorer").add_subparsers(
-        dest="score_command", required=True
-    )
-    p = score.add_parser("worker", help="run the scorer worker")
-    p.set_defaults(handler=_score_worker)
-    p.add_argument("--instance", default="0", help="stable id of this scorer (transactional id)")
     drift = sub.add_parser("drift", help="drift detection").add_subparsers(
         dest="drift_command", required=True
     )

@@ -108,7 +108,7 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
 
     def compute(states: dict[str, TerminalState | None],
                 marks: dict[str, Any]) -> tuple[Writes, set[str]]:
-        result = apply_items(states, items, reuse, marks)
+        result = apply_items(states, items, reuse, marks, frozenset(redelivered))
         vectors.clear()
         vectors.update(result.vectors)
         writes.rows = base_rows + [

@@ -23,7 +23,7 @@ from streams.clients import make_consumer
 log = logging.getLogger("fraudstream.features.stream.changelog")
 
 
-def restore(settings: Settings, partitions: list[int], deadline_s: float = 60.0
+def restore(settings: Settings, partitions: list[int], deadline_s: float = 30.0
             ) -> dict[int, dict[str, bytes]]:
     """The committed card states (``card -> JSON``) of each of ``partitions``."""
     out: dict[int, dict[str, bytes]] = {p: {} for p in partitions}

@@ -52,6 +52,7 @@ from streams.serde import dumps
 log = logging.getLogger("fraudstream.features.stream")
 
 READY_MARKER = "stream stage ready"
+LAG_EVERY_S = 5.0
 
 
 class StreamStage:
@@ -69,6 +70,7 @@ class StreamStage:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self.decided = 0
+        self._lag_at = 0.0
 
     # -- clients ---------------------------------------------------------------------------
     def _open(self) -> None:
@@ -193,13 +195,14 @@ class StreamStage:
             self._transact(released)
         self._flow_control(consumer)
         self.decider.maybe_swap()
+        if time.monotonic() - self._lag_at > LAG_EVERY_S:
+            self._observe_lag(consumer)
 
     def _ingest(self, msg: Message, now: int) -> None:
         topic, p, err = msg.topic() or "", msg.partition() or 0, msg.error()
         if err is not None:
             if err.code() == KafkaError._PARTITION_EOF:
                 self.buffers.end((topic, p))
-                self.m.lag.labels(topic=topic, partition=str(p)).set(0)
             elif err.fatal():
                 raise KafkaException(err)
             else:
@@ -217,6 +220,17 @@ class StreamStage:
                                        self.s.max_message_bytes)
             self.m.records_in.labels(input="labels").inc()
         self.buffers.add((topic, p), item, now)
+
+    def _observe_lag(self, consumer: Consumer) -> None:
+        """Consumer lag per owned partition: its end minus the next offset to commit."""
+        self._lag_at = time.monotonic()
+        for (topic, p), committed in self.offsets.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=1.0)
+            except KafkaException:
+                return  # the broker is away: the next batch's failure handles it
+            lag = high - committed if committed >= 0 else high
+            self.m.lag.labels(topic=topic, partition=str(p)).set(max(0, lag))
 
     def _flow_control(self, consumer: Consumer) -> None:
         cap = self.s.stream_max_buffered

@@ -98,16 +98,25 @@ def apply_items(
     items: list[TerminalItem],
     stored_rows: Mapping[str, Features],
     marks: dict[str, list[Any] | None] | None = None,
+    applied: frozenset[str] = frozenset(),
 ) -> TerminalResult:
     """Apply ``items`` (any order; sorted here) to ``states`` (mutated; keys must cover every
     item's terminal). ``stored_rows``: feature rows already in the online store; ``marks``:
-    each terminal's latest applied item order (mutated)."""
+    each terminal's latest applied item order (mutated); ``applied``: redelivered
+    transactions already in their terminal's state but without a stored row (their vector
+    was not finite): they get the terminal's current features and change nothing."""
     out = TerminalResult({}, set(), [])
     marks = {} if marks is None else marks
     for order, item in sorted(items, key=lambda it: it[0]):
         if isinstance(item, LabelEvent):
             _label(states, item, out)
             key = item.terminal
+        elif item[0].event.transaction_id in applied and \
+                item[0].event.transaction_id not in stored_rows:
+            key = terminal_of(item[0])
+            out.vectors[item[0].event.transaction_id] = item[1] + terminal_features(
+                states.get(key))
+            continue
         else:
             key = terminal_of(item[0])
             _transaction(states, item[0], item[1], stored_rows, out, marks.get(key))

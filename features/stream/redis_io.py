@@ -27,8 +27,9 @@ import orjson
 import redis as redis_lib
 
 from features.core import FEATURE_NAMES, Features
-from features.definitions import ENTITY_JOIN_KEY, TRANSACTION_VIEW
 from features.redis_layout import (
+    ENTITY_JOIN_KEY,
+    TRANSACTION_VIEW,
     card_state_key,
     decode_rows,
     encode_double,

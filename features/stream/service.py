@@ -22,7 +22,7 @@ def ensure_stream_topics(settings: Settings) -> None:
 
 
 def build_stage(settings: Settings, instance: str = "0") -> object:
-    from features.store import OnlineFeatures
+    from features.core import FEATURE_NAMES
     from features.stream.decide import Decider
     from features.stream.metrics import build_stage_metrics
     from features.stream.redis_io import StageRedis
@@ -37,7 +37,9 @@ def build_stage(settings: Settings, instance: str = "0") -> object:
         CombineRule(settings.online_weight, settings.online_warmup_frauds),
         settings.online_reload_seconds,
     )
-    served = OnlineFeatures(settings).served_features()
+    # what the stage computes and writes, in order: the FeatureService's features (a unit
+    # test holds them equal), without importing feast at start-up
+    served = list(FEATURE_NAMES)
 
     def on_models(d: Decider) -> None:
         metrics.set_model("batch", d.model.version if d.model else None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
+from pathlib import Path
 
 from features.card import Event, terminal_key
 from features.core import FeatureCore, Label, LabelEvent
@@ -182,3 +184,15 @@ def test_card_states_roll_back_to_the_committed_json() -> None:
     cards.put("c1", state2, 0)
     cards.rollback()
     assert cards.get("c1", 0).recent == ["a"]  # type: ignore[union-attr]
+
+
+def test_the_stage_serves_the_feature_service_without_importing_feast(tmp_path: Path) -> None:
+    from features import definitions, redis_layout
+    from features.core import FEATURE_NAMES
+
+    assert redis_layout.TRANSACTION_VIEW == definitions.TRANSACTION_VIEW
+    assert redis_layout.ENTITY_JOIN_KEY == definitions.ENTITY_JOIN_KEY
+    (service,) = [d for d in definitions.build_definitions(tmp_path, timedelta(days=1))
+                  if type(d).__name__ == "FeatureService"]
+    served = [f.name for p in service.feature_view_projections for f in p.features]
+    assert served == list(FEATURE_NAMES)

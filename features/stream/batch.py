@@ -88,12 +88,23 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
                 writes.registry.append((t.event.transaction_id, entry(t)))
         for it in card_order(keep, labels.get(p, [])):
             if isinstance(it, TxnItem):
-                state, feats = card_update(cards.get(it.event.card_id, p), it.event)
+                try:
+                    state, feats = card_update(cards.get(it.event.card_id, p), it.event)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the batch
+                    out.rejected.append(("transactions", _reject(
+                        it, f"feature core failed: {type(exc).__name__}: {exc}", "core")))
+                    continue
                 cards.put(it.event.card_id, state, p)
                 if feats is not None:
                     items.append(txn_item(it, feats))
             else:
-                resolved = _resolve(cards, it, p)
+                try:
+                    resolved = _resolve(cards, it, p)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the batch
+                    out.rejected.append(("labels", Rejected(
+                        f"feature core failed: {type(exc).__name__}: {exc}", "core", None,
+                        None, it.position)))
+                    continue
                 if resolved is None:
                     out.unresolved_labels += 1
                 else:

@@ -70,13 +70,23 @@ class Decider:
         self._on_models(self)
 
     def maybe_swap(self) -> None:
-        """Follow the ``champion`` / ``shadow`` aliases (checked every few seconds)."""
-        if self.online is not None and self.online.maybe_reload():
-            self._on_models(self)
+        """Follow the ``champion`` / ``shadow`` aliases (checked every few seconds). A
+        registry or snapshot store that fails is logged and the current models go on."""
         now = time.monotonic()
         if self.model is None or now - self._checked < MODEL_CHECK_SECONDS:
             return
         self._checked = now
+        try:
+            self._swap()
+        except Exception as exc:  # noqa: BLE001 - keep deciding with the models in use
+            log.warning("model check failed (%s); still scoring with version %s", exc,
+                        self.model.version)
+
+    def _swap(self) -> None:
+        if self.online is not None and self.online.maybe_reload():
+            self._on_models(self)
+        if self.model is None:
+            return
         version = self._models.alias_version(CHAMPION)
         if version is not None and version != self.model.version:
             log.info("champion moved: %s -> %s", self.model.version, version)

@@ -135,10 +135,11 @@ class StreamStage:
                     self._open()
                 self._step()
                 backoff = 0.5
-            except (KafkaException, ServiceError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure rewinds, nothing is lost
                 self.m.aborts.labels(cause=type(exc).__name__).inc()
-                log.warning("batch failed (%s); rewinding to the last commit in %.1fs",
-                            exc, backoff)
+                known = isinstance(exc, KafkaException | ServiceError | BufferError)
+                (log.warning if known else log.exception)(
+                    "batch failed (%s); rewinding to the last commit in %.1fs", exc, backoff)
                 if not (isinstance(exc, ServiceError) and self._rewind()):
                     self._reset()
                 stop.wait(backoff)

@@ -133,6 +133,13 @@ def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: flo
     late = read_late(redis_client(settings), settings.feast_project)
     excluded = late_mask(frame, late)
     term_bad = present & ~close[:, N_CARD:].all(axis=1) & ~excluded
+    for i in np.flatnonzero(term_bad)[:8]:  # what differs, to tell a cause from the data
+        names = [n for n, ok in zip(FEATURE_NAMES[N_CARD:], close[i, N_CARD:], strict=True)
+                 if not ok]
+        row = frame.iloc[i]
+        print(f"differs: {ids[i]} {row['terminal_id']}/{row['merchant_id']} "
+              f"{row['event_time']} {names} online {online[i, N_CARD:].tolist()} "
+              f"core {expected[i, N_CARD:].tolist()}")
     return Verdict(len(ids), len(records), len(missing), dup, int(card_bad.sum()),
                    int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores))
 

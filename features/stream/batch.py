@@ -9,6 +9,7 @@ are changed in :class:`~features.stream.cards.CardStates` (working copies until 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from features.stream.terminals import (
     txn_item,
 )
 from features.terminal import LabelEvent, TerminalState
+
+log = logging.getLogger("fraudstream.features.stream.batch")
 
 
 @dataclass
@@ -107,6 +110,8 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
                     continue
                 if resolved is None:
                     out.unresolved_labels += 1
+                    log.info("label of %s (card %s) %s[%d]@%d: transaction unknown to the card",
+                             it.label.transaction_id, it.label.card_id, *it.position)
                 else:
                     items.append(label_item(resolved))
     redelivered = {t.event.transaction_id for t in flat if verdicts[id(t)] == REDELIVERED}

@@ -160,6 +160,7 @@ class StreamStage:
                 return False
         self.cards.rollback()
         self.buffers.clear(self.wall_ms())
+        log.info("rewinding to %s", sorted(self.offsets.items()))
         try:
             for (topic, p), off in self.offsets.items():
                 start = off if off >= 0 else OFFSET_BEGINNING

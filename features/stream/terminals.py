@@ -26,6 +26,7 @@ tests and audits: ``{project}:late``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from features.terminal import LabelEvent, TerminalState, terminal_label, termina
 from features.terminal import terminal_peek as terminal_features
 from features.windows import DAY_MS, Sliding
 
+log = logging.getLogger("fraudstream.features.stream.terminals")
 TerminalItem = tuple[tuple[int, int, str], Any]  # (item_order, LabelEvent | (TxnItem, card))
 
 
@@ -109,8 +111,8 @@ def apply_items(
     marks = {} if marks is None else marks
     for order, item in sorted(items, key=lambda it: it[0]):
         if isinstance(item, LabelEvent):
-            _label(states, item, out)
             key = item.terminal
+            _label(states, item, out, marks.get(key))
         elif item[0].event.transaction_id in applied and \
                 item[0].event.transaction_id not in stored_rows:
             key = terminal_of(item[0])
@@ -127,17 +129,24 @@ def apply_items(
 
 
 def _label(states: dict[str, TerminalState | None], label: LabelEvent,
-           out: TerminalResult) -> None:
+           out: TerminalResult, mark: list[Any] | None) -> None:
+    """Apply a label; it is late when a later item (transaction or label) was applied
+    already and it matters (a new fraud verdict, or a withdrawn one) — even when it can no
+    longer change the state (its day left the terminal's windows, moved on by a later
+    label), since the transactions applied before it missed it."""
     state = states.get(label.terminal)
     before = state is not None and label.transaction_id in state.frauds
-    state = states[label.terminal] = terminal_label(state, label)
-    if (label.transaction_id in state.frauds) == before:
-        return  # no change: a repeat, or outside every window
-    out.changed.add(label.terminal)
     order = list(item_order(label.label_ms, LABEL, label.transaction_id))
-    if state.last is not None and order < state.last:
+    behind = (mark is not None and order < mark) or \
+        (state is not None and state.last is not None and order < state.last)
+    state = states[label.terminal] = terminal_label(state, label)
+    changed = (label.transaction_id in state.frauds) != before
+    if changed:
+        out.changed.add(label.terminal)
+    if behind and (changed or label.fraud != before):
+        last_ms = int(state.last[0]) if state.last is not None else label.label_ms
         out.late.append(Late(label.transaction_id, "label", label.terminal, label.label_ms,
-                             int(state.last[0])))
+                             max(last_ms, label.label_ms)))
 
 
 def _transaction(states: dict[str, TerminalState | None], txn: TxnItem, card: Features,

@@ -99,16 +99,25 @@ class Buffers:
     def buffered(self, tp: TP) -> int:
         return len(self.items.get(tp, ()))
 
-    def release(self, now_ms: int) -> dict[TP, list[Item]]:
-        """Pop each partition's releasable prefix; partitions with nothing are left out."""
+    def release(self, now_ms: int, limit: int | None = None) -> dict[TP, list[Item]]:
+        """Pop releasable prefixes, at most ``limit`` records, earliest time first across
+        partitions (so a capped batch still leaves the terminals in order); partitions
+        with nothing are left out. The rest stays for the next batch."""
         mark = self.watermark(now_ms)
         out: dict[TP, list[Item]] = {}
-        for tp, queue in self.items.items():
-            taken: list[Item] = []
-            while queue and releasable(queue[0], mark):
-                taken.append(queue.popleft())
-            if taken:
-                out[tp] = taken
+        left = INF if limit is None else limit
+        while left > 0:
+            best: tuple[float, TP] | None = None
+            for tp, queue in self.items.items():
+                if queue and releasable(queue[0], mark):
+                    head = queue[0]
+                    t = -INF if isinstance(head, Rejected) else head.time_ms
+                    if best is None or t < best[0]:
+                        best = (t, tp)
+            if best is None:
+                break
+            out.setdefault(best[1], []).append(self.items[best[1]].popleft())
+            left -= 1
         return out
 
 

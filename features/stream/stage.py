@@ -192,7 +192,7 @@ class StreamStage:
         now = self.wall_ms()
         for msg in messages:
             self._ingest(msg, now)
-        released = self.buffers.release(now)
+        released = self.buffers.release(now, self.s.stream_batch_size)
         if released:
             self._transact(released)
         self._flow_control(consumer)

@@ -196,3 +196,18 @@ def test_the_stage_serves_the_feature_service_without_importing_feast(tmp_path: 
                   if type(d).__name__ == "FeatureService"]
     served = [f.name for p in service.feature_view_projections for f in p.features]
     assert served == list(FEATURE_NAMES)
+
+
+def test_a_capped_release_takes_the_earliest_records_across_partitions() -> None:
+    b = Buffers()
+    b.assign([("tx", 0), ("tx", 1)], 0)
+    for i in range(5):
+        b.add(("tx", 0), txn(f"a{i}", T0 + 10 * i, offset=i), 0)
+        b.add(("tx", 1), txn(f"b{i}", T0 + 10 * i + 5, offset=i, partition=1), 0)
+    b.end(("tx", 0))
+    b.end(("tx", 1))
+    first = b.release(0, limit=3)
+    assert [i.event.transaction_id for i in first[("tx", 0)]] == ["a0", "a1"]
+    assert [i.event.transaction_id for i in first[("tx", 1)]] == ["b0"]
+    rest = b.release(0)
+    assert sum(len(v) for v in rest.values()) == 7

@@ -32,6 +32,9 @@ bench: setup ## run the benchmarks (numbers printed and written to bench-results
 	$(PY) -m bench.rollout_bench
 	$(PY) -m bench.validation_bench
 
+chaos: setup ## the stream fault suite at full size (SIGKILL storm, broker/Redis restarts, scale-out)
+	FRAUDSTREAM_CHAOS=full $(PY) -m pytest tests/faults -s
+
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy streams features models scoring drift replay infra
@@ -44,4 +47,4 @@ deploy-check: setup ## validate the operations kit: promtool, dashboard lint, he
 	$(PY) -m pytest tests/unit/test_deploy_prometheus.py tests/unit/test_deploy_grafana.py \
 		tests/unit/test_deploy_helm.py tests/unit/test_deploy_compose.py
 
-.PHONY: help setup demo test unit lint bench fuzz deploy-sync deploy-check
+.PHONY: help setup demo test unit lint bench fuzz chaos deploy-sync deploy-check

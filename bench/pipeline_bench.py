@@ -1,14 +1,17 @@
 """Benchmark of the streaming path, on this machine with the broker co-located (a command).
 
-    python -m bench.pipeline_bench [--transactions 100000] [--rate 500,1000,2000] [--seconds 30]
+    python -m bench.pipeline_bench [--transactions 100000] [--rate 250,1000,2000] [--seconds 30]
 
 Measures, in one run against a local Kafka + Redis started for it:
 1. passthrough ceiling: a do-nothing confluent-kafka consume -> produce of the same records;
-2. sustained end-to-end throughput: a backlog of transactions through the feature worker and
-   the scorer (first decision to last decision; start-up excluded);
+2. sustained end-to-end throughput: a backlog of transactions through the stream stage
+   (``fraudstream stream worker``: features and decisions in one hop; first decision to
+   last decision, start-up excluded) and CPU per decision of every process (the stage, the
+   broker and Redis) while draining it;
 3. publish -> decision latency p50/p99 while publishing at fixed rates, one run per rate
-   (also after its first 5 s, and split where the feature worker hands over to the scorer);
-4. peak resident memory of the two worker processes.
+   (also after its first 5 s; a decision counts when a read_committed reader sees it), and
+   CPU per decision of every process at that rate;
+4. peak resident memory of every process.
 Prints the numbers and writes them to ``bench-results/pipeline.json``.
 """
 
@@ -37,7 +40,6 @@ from replay.history import write_history
 from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from streams.clients import make_admin, make_consumer, make_producer
-from streams.serde import loads_records
 from streams.topics import TopicSpec, ensure_topics
 
 RESULTS = Path("bench-results") / "pipeline.json"
@@ -82,18 +84,17 @@ def passthrough(settings: Settings, n: int) -> float:
 
 
 class Collector:
-    """Reads ``scores`` and ``transactions.featurized`` from their ends (read_committed) in
-    the background: when each decision arrived, and when each transaction was forwarded to
-    the scorer (the featurized message's timestamp), by transaction id."""
+    """Reads ``scores`` from its end (read_committed) in the background: when each decision
+    became visible, and its publish -> visible latency (ms), by transaction id."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.scores: dict[str, tuple[float, dict[str, Any]]] = {}
-        self.forwarded_ms: dict[str, int] = {}
+        self.visible_ms: dict[str, float] = {}
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._read, args=(t,), daemon=True)
-                         for t in (settings.topic_scores, settings.topic_featurized)]
-        self._ready = threading.Barrier(3)
+        self._threads = [threading.Thread(target=self._read, args=(settings.topic_scores,),
+                                          daemon=True)]
+        self._ready = threading.Barrier(2)
 
     def __enter__(self) -> Collector:
         for thread in self._threads:
@@ -116,16 +117,15 @@ class Collector:
             if waiting and consumer.assignment():
                 waiting = False
                 self._ready.wait(60)  # assigned: what is published from now on is seen
+            now_ms = time.time() * 1000
             for m in batch:
                 if m.error() is not None:
                     continue
-                if topic == self.settings.topic_scores:
-                    record = json.loads(m.value() or b"{}")
-                    self.scores[record["transaction_id"]] = (time.perf_counter(), record)
-                else:
-                    for record in loads_records(m.value()):
-                        self.forwarded_ms[record["transaction_id"]] = m.timestamp()[1] - int(
-                            record["ingest_ms"])
+                record = json.loads(m.value() or b"{}")
+                tid = record["transaction_id"]
+                self.scores[tid] = (time.perf_counter(), record)
+                # the decision's produce time minus its publish -> decide latency = publish
+                self.visible_ms[tid] = now_ms - (m.timestamp()[1] - record["latency_ms"])
         consumer.close()
 
     def wait_for(self, ids: set[str], timeout: float) -> list[tuple[float, dict[str, Any]]]:
@@ -148,8 +148,8 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
 
 def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame, rate: float,
                   path: Path, pids: dict[str, int | None]) -> dict[str, Any]:
-    """Publish ``frame`` at ``rate`` tx/s; publish -> decision latency of its transactions,
-    split at the hand-over to the scorer, and each process's CPU per transaction."""
+    """Publish ``frame`` at ``rate`` tx/s; publish -> visible decision latency of its
+    transactions and each process's CPU per transaction (and their sum)."""
     ids = set(frame["transaction_id"])
     before = {name: process_cpu_s(pid) for name, pid in pids.items()}
     started = time.perf_counter()
@@ -157,21 +157,19 @@ def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame,
     got = collector.wait_for(ids, timeout=600)
     cpu = {name: round((process_cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
            for name, pid in pids.items()}
-    latency = np.array([r["latency_ms"] for _, r in got], dtype=float)
-    features = np.array([collector.forwarded_ms.get(r["transaction_id"], np.nan)
-                         for _, r in got], dtype=float)
+    latency = np.array([collector.visible_ms[r["transaction_id"]] for _, r in got], dtype=float)
     late = np.array([t - started for t, _ in got])
     steady = latency[late >= late.min() + 5.0] if late.size else latency  # after 5 s
     return {"rate": rate, "published": len(ids), "decided": len(got),
             **percentiles(latency), "after_5s": percentiles(steady),
-            "to_scorer": percentiles(features), "in_scorer": percentiles(latency - features),
-            "cpu_ms_per_tx": cpu}
+            "at_decide": percentiles(np.array([r["latency_ms"] for _, r in got], dtype=float)),
+            "cpu_ms_per_tx": cpu, "cpu_ms_per_tx_total": round(sum(cpu.values()), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=100_000)
-    parser.add_argument("--rate", default="500,1000,2000",
+    parser.add_argument("--rate", default="250,1000,2000",
                         help="publish rates (tx/s) of the latency runs, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
@@ -202,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"passthrough ceiling: {results['passthrough_per_s']:,} msg/s", flush=True)
 
         collector = Collector(settings).__enter__()
-        workers = [
-            WorkerProcess("features", ["features", "worker"], settings).start(),
-            WorkerProcess("scorer", ["score", "worker"], settings).start(),
-        ]
+        workers = [WorkerProcess("stream", ["stream", "worker"], settings).start()]
         pids = {w.name: w.pid for w in workers} | service_pids(base)
         try:
             backlog_ids = set(backlog["transaction_id"])
@@ -220,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                 name: round((process_cpu_s(pid) - cpu_before[name]) * 1000 / (len(got) - 1), 4)
                 for name, pid in pids.items()
             }
-            print(f"CPU per decision (ms): {results['cpu_ms_per_tx']}", flush=True)
+            results["cpu_ms_per_tx_total"] = round(sum(results["cpu_ms_per_tx"].values()), 4)
+            print(f"CPU per decision (ms), draining: {results['cpu_ms_per_tx']}, all "
+                  f"processes {results['cpu_ms_per_tx_total']}", flush=True)
             first, last = got[0][0], got[-1][0]
             results["end_to_end_per_s"] = round(len(got) / (last - first))
             results["share_of_passthrough"] = round(
@@ -239,10 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"latency at {rate:.0f} tx/s ({run['decided']} of {run['published']}): "
                       f"p50 {run['p50']:.0f} ms, p99 {run['p99']:.0f} ms; after 5 s p50 "
                       f"{run['after_5s']['p50']:.0f} / p99 {run['after_5s']['p99']:.0f} ms; "
-                      f"to the scorer p50 {run['to_scorer']['p50']:.0f} ms, in the scorer p50 "
-                      f"{run['in_scorer']['p50']:.0f} ms; CPU ms/tx {run['cpu_ms_per_tx']}",
+                      f"CPU ms/tx {run['cpu_ms_per_tx']} (all {run['cpu_ms_per_tx_total']})",
                       flush=True)
-            results["peak_rss_mb"] = {w.name: round(rss_mb(w.pid), 1) for w in workers}
+            results["peak_rss_mb"] = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
             print(f"worker peak memory (MB): {results['peak_rss_mb']}", flush=True)
         finally:
             for w in workers:

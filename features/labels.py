@@ -16,7 +16,6 @@ from typing import Any
 
 from features.core import Label
 from infra.errors import InvalidInput
-from infra.settings import Settings
 from streams.rules import check_id, check_time_ms, decode_object
 
 LABELS = ("fraud", "genuine")
@@ -52,16 +51,3 @@ def parse_label(raw: bytes | str, max_bytes: int) -> Label:
     """A validated :class:`~features.core.Label` from a ``labels`` message value."""
     return validate_label(decode_object(raw, max_bytes))
 
-
-def ensure_feature_topics(settings: Settings) -> None:
-    """Create the catalog topics and the worker's repartition topic if missing."""
-    from streams.clients import make_admin
-    from streams.topics import TopicSpec, catalog, ensure_topics
-
-    internal = TopicSpec(
-        role="feature_repartition", name=settings.topic_feature_repartition,
-        partitions=settings.topic_partitions, replication=settings.topic_replication,
-        config={"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)},
-        key="terminal (or merchant)",
-    )
-    ensure_topics(make_admin(settings), [*catalog(settings), internal])

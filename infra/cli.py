@@ -134,17 +134,10 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _features_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from features.worker import run_worker
+def _stream_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from features.stream.service import run_stream
 
-    run_worker(settings)
-    return 0
-
-
-def _score_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.service import run_scorer
-
-    run_scorer(settings, instance=args.instance)
+    run_stream(settings, instance=args.instance)
     return 0
 
 
@@ -291,11 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain whatever the triggers say")
     p.add_argument("--now", help="event time of the check (UTC); default: after the data")
     _mapping_options(p)
-    features = group("features", "feature worker", "features_command")
-    add("worker", _features_worker, "run the stream feature worker", features)
-    score = group("score", "scorer", "score_command")
-    p = add("worker", _score_worker, "run the scorer worker", score)
-    p.add_argument("--instance", default="0", help="stable id of this scorer (transactional id)")
+    stream = group("stream", "the one-hop stream stage", "stream_command")
+    p = add("worker", _stream_worker, "run the stream stage (features + decisions)", stream)
+    p.add_argument("--instance", default="0",
+                   help="unique and stable per process (transactional id, static membership)")
     drift = group("drift", "drift detection", "drift_command")
     add("monitor", _drift_monitor, "run the drift monitor on `scores`", drift)
     alerts = group("alerts", "alerts for analysts", "alerts_command")

@@ -33,8 +33,8 @@ from infra.demo_loop import DAY, LiveDemo, LiveResult
 from infra.demo_stream import (
     publish_labels,
     publish_transactions,
-    skip_to_end,
-    wait_featurized,
+    wait_decided,
+    warmup_settings,
 )
 from infra.demo_world import DemoWorld, describe, loop_settings
 from infra.errors import ModelError, ServiceError
@@ -121,11 +121,11 @@ def play(s: Settings, world: DemoWorld,
     """Steps 1-5 of the module doc on running services (topics and Feast ready); appends
     the workers it starts to ``workers`` (the caller stops them). Returns what the live
     days produced and a transaction for the API part."""
+    from features.stream.decide import READY_MARKER as STAGE_READY
     from models.registry import ModelRegistry
     from models.retrain import Retrainer
     from models.retrain_loop import RetrainLoop
     from replay.simulator import simulate
-    from scoring.worker import READY_MARKER as SCORER_READY
 
     sim = world.simulation()
     _say(f"simulating {world.days} days of card transactions ({world.customers} cards): "
@@ -139,14 +139,13 @@ def play(s: Settings, world: DemoWorld,
     _line(f"loop settings: {describe(s)}")
     frame = _past(s, world, history, start, workers)
 
-    skip_to_end(s, s.consumer_group_scorer, s.topic_featurized)
-    scorer = WorkerProcess("scorer", ["score", "worker"], s).start()
+    scorer = WorkerProcess("stream", ["stream", "worker"], s).start()
     workers.append(scorer)
-    if not scorer.wait_for_log(SCORER_READY, timeout=120):
-        raise ServiceError(f"the scorer did not become ready:\n{scorer.log_tail()}")
+    if not scorer.wait_for_log(STAGE_READY, timeout=120):
+        raise ServiceError(f"the stream stage did not become ready:\n{scorer.log_tail()}")
     _say(f"live: days {world.live_from}-{world.days - 1}, a day at a time. Every transaction "
-         "goes through the feature worker and the scorer; at each midnight the drift "
-         "monitor judges the day and the retrain loop checks its triggers")
+         "goes through the stream stage (features and decision in one hop); at each midnight "
+         "the drift monitor judges the day and the retrain loop checks its triggers")
     loop = RetrainLoop(Retrainer(s, ModelRegistry(s), actor="fraudstream.demo"),
                        last_retrain=start + world.live_from * DAY)
     live = LiveDemo(s, frame, start, loop, scorer, say=_line)
@@ -158,18 +157,17 @@ def play(s: Settings, world: DemoWorld,
 def _past(s: Settings, world: DemoWorld, history: pd.DataFrame, start: pd.Timestamp,
           workers: list[WorkerProcess]) -> pd.DataFrame:
     """The training data, the first champion, and the feature worker's state of the past
-    days; returns the feature frame of the whole history. The worker starts first and
-    replays the past while this process computes features and trains (two cores)."""
+    days; returns the feature frame of the whole history. The past is published while the
+    champion trains; then the stream stage replays it with its decisions set aside
+    (:func:`~infra.demo_stream.warmup_settings`) and is stopped: its card and terminal
+    states are the live stage's starting point."""
     from features.core import FEATURE_NAMES
-    from features.worker import READY_MARKER as FEATURES_READY
     from models.pipeline import training_frame
     from models.promotion import PromotionPolicy
     from models.registry import ModelRegistry
     from models.retrain import Retrainer
     from streams.clients import make_producer
 
-    features = WorkerProcess("features", ["features", "worker"], s).start()
-    workers.append(features)
     _say("feature vectors of every transaction with the feature core (the training data; "
          "the stream worker runs the same code)")
     t0 = time.monotonic()
@@ -177,10 +175,8 @@ def _past(s: Settings, world: DemoWorld, history: pd.DataFrame, start: pd.Timest
     _line(f"{len(frame):,} vectors of {len(FEATURE_NAMES)} features in "
           f"{time.monotonic() - t0:.0f}s")
 
-    if not features.wait_for_log(FEATURES_READY, timeout=120):
-        raise ServiceError(f"the feature worker did not become ready:\n{features.log_tail()}")
-    _say(f"replaying days 0-{world.live_from - 1} into the feature worker at full speed (its "
-         "30-day card and terminal state), transactions and fraud labels day by day")
+    _say(f"publishing days 0-{world.live_from - 1} for the stream stage to replay at full "
+         "speed (its 30-day card and terminal state), transactions and fraud labels day by day")
     t0 = time.monotonic()
     producer = make_producer(s)
     sent = labels = 0
@@ -189,7 +185,7 @@ def _past(s: Settings, world: DemoWorld, history: pd.DataFrame, start: pd.Timest
         sent += publish_transactions(s, producer, history, begin, end)
         labels += publish_labels(s, producer, history, begin, end)
     _line(f"published {sent:,} transactions and {labels} fraud labels in "
-          f"{time.monotonic() - t0:.0f}s; the worker catches up while the champion trains")
+          f"{time.monotonic() - t0:.0f}s")
 
     live_start = start + world.live_from * DAY
     _say(f"training the first champion as of day {world.live_from} (MLflow registry)")
@@ -207,12 +203,18 @@ def _past(s: Settings, world: DemoWorld, history: pd.DataFrame, start: pd.Timest
 
     def progress(done: int, seconds: float) -> None:
         at = int(day_of[min(done, sent) - 1]) if done else 0
-        _line(f"  feature worker: {done:,} of {sent:,} (day {at}), "
+        _line(f"  stream stage: {done:,} of {sent:,} (day {at}), "
               f"{done / (time.monotonic() - t0):,.0f}/s")
 
-    wait_featurized(s, sent, timeout=900, progress=progress)
+    warm = warmup_settings(s)
+    t0 = time.monotonic()
+    replay = WorkerProcess("stream-warmup", ["stream", "worker"], warm).start()
+    workers.append(replay)
+    wait_decided(warm, sent, timeout=900, progress=progress)
+    replay.stop()
     seconds = time.monotonic() - t0
-    _line(f"feature worker: {sent:,} transactions in {seconds:.0f}s ({sent / seconds:,.0f}/s)")
+    _line(f"stream stage: {sent:,} past transactions in {seconds:.0f}s "
+          f"({sent / seconds:,.0f}/s, start-up included)")
     return frame
 
 

@@ -2,7 +2,7 @@
 
 For each day: its transactions go to ``transactions`` and the fraud verdicts that arrive
 that day to ``labels`` (see :func:`infra.demo_stream.publish_labels` for the order); the
-feature worker and the scorer (separate processes) decide every transaction, the worker
+stream stage (features and decision in one hop) decides every transaction, the stage
 folds the verdicts into terminal fraud counts; the drift monitor
 (:class:`drift.monitor.DriftMonitor`, driven here) windows the ``scores``. At midnight the
 monitor judges the day against the champion's reference profile and

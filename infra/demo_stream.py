@@ -21,7 +21,6 @@ from infra.errors import ServiceError
 from infra.settings import Settings
 from replay.history import iter_transactions, label_records
 from streams.clients import make_consumer
-from streams.serde import loads_records
 
 
 def fraud_labels_between(frame: pd.DataFrame, start: pd.Timestamp,
@@ -80,21 +79,29 @@ def _produce(producer: Producer, topic: str, record: dict[str, object]) -> None:
             producer.poll(0.1)
 
 
-def wait_featurized(settings: Settings, expected: int, timeout: float,
-                    progress: Callable[[int, float], None], every: float = 5.0) -> float:
-    """Count ``transactions.featurized`` until ``expected`` records; returns the seconds."""
+def warmup_settings(settings: Settings) -> Settings:
+    """The stream stage's settings for replaying the past: its decisions go to topics of
+    their own (``<scores>.warmup``, ``<alerts>.warmup``), so the live ``scores`` (which the
+    drift monitor windows) hold only live decisions, while the card states (changelog),
+    terminal states and feature rows it builds are the live stage's starting point."""
+    return settings.model_copy(update={"topic_scores": f"{settings.topic_scores}.warmup",
+                                       "topic_alerts": f"{settings.topic_alerts}.warmup"})
+
+
+def wait_decided(settings: Settings, expected: int, timeout: float,
+                 progress: Callable[[int, float], None], every: float = 5.0) -> float:
+    """Count ``settings.topic_scores`` until ``expected`` records; returns the seconds."""
     consumer = make_consumer(settings, f"fraudstream-demo-warmup-{uuid.uuid4().hex[:8]}")
-    consumer.subscribe([settings.topic_featurized])
+    consumer.subscribe([settings.topic_scores])
     started = time.monotonic()
     seen, next_report = 0, started + every
     try:
         while seen < expected:
             now = time.monotonic()
             if now - started > timeout:
-                raise ServiceError(f"only {seen} of {expected} transactions featurized "
+                raise ServiceError(f"only {seen} of {expected} transactions decided "
                                    f"after {timeout:.0f}s")
-            seen += sum(len(loads_records(m.value())) for m in consumer.consume(1000, 0.5)
-                        if m.error() is None)
+            seen += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
             if now >= next_report:
                 progress(seen, now - started)
                 next_report = now + every

@@ -54,11 +54,6 @@ class Settings(BaseSettings):
     topic_labels: str = "labels"
     topic_labels_dlq: str = "labels.dlq"
     topic_drift: str = "drift"
-    topic_feature_repartition: str = Field(
-        default="transactions.by-terminal",
-        description="internal: the feature worker's repartition of transactions and labels "
-        "by terminal",
-    )
 
     # -- Redis (Feast online store) -----------------------------------------------------
     redis_url: str | None = Field(
@@ -76,44 +71,34 @@ class Settings(BaseSettings):
     model_name: str = "fraud-detector"
 
     # -- workers ------------------------------------------------------------------------
-    feature_batch_size: int = Field(default=500, ge=1)
-    feature_batch_ms: int = Field(
-        default=10, ge=1, description="how long a feature-worker micro-batch waits to fill: "
-        "shorter gives fresher features, longer bigger batches (less work per transaction)")
-    feature_linger_ms: int = Field(
-        default=0, ge=0, description="feature worker producer linger (batches small messages)"
-    )
-    feature_idle_ms: int = Field(
-        default=50, ge=5, description="how often the feature worker announces idle partitions"
-    )
-    feature_session_timeout_ms: int = Field(
-        default=10_000, ge=6_000, le=300_000, description="feature worker's consumer group "
-        "session: how long a killed worker's partitions wait before a restarted or other "
-        "worker takes them over")
-    feature_fetch_wait_ms: int = Field(
-        default=50, ge=1, le=1500, description="longest a feature-worker fetch waits at the "
-        "broker for data; faust's fixed 1500 ms let a fetch of only idle partitions hold up "
-        "every other partition (one fetch in flight per broker)")
-    feature_warm_states: int = Field(
-        default=5_000, ge=0, description="decoded card states (and as many terminal states) "
-        "the feature worker keeps between micro-batches instead of decoding them from its "
-        "tables again; a card state takes ~30 kB decoded, 0 turns it off")
-    feature_offline_from_stream: bool = Field(
-        default=True, description="the feature worker also appends its rows to the offline store"
-    )
-    feature_offline_flush_s: float = Field(default=5.0, gt=0.0)
-    faust_store: Literal["memory://", "rocksdb://", "rocksdict://"] = "memory://"
-    faust_web_port: int = 16066
     score_batch_size: int = Field(
         default=500, ge=1, description="most featurized messages per scorer micro-batch "
         "(each holds up to 100 transactions of one feature-worker batch)")
     score_batch_ms: int = Field(default=20, ge=1)
-    consumer_group_features: str = "fraudstream-features"
     consumer_group_scorer: str = "fraudstream-scorer"
     scorer_session_timeout_ms: int = Field(default=15_000, ge=6_000, le=300_000)
     scorer_metrics_port: int = Field(default=18083, ge=0, le=65535, description="0 = off")
     metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics")
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
+
+    # -- the one-hop stream stage (features + decision; see docs/features.md) -------------
+    topic_labels_dlq: str = "labels.dlq"
+    topic_card_changelog: str = Field(
+        default="fraudstream.card-state.changelog",
+        description="internal, compacted: card states, committed with the stage's outputs")
+    consumer_group_stream: str = "fraudstream-stream"
+    stream_batch_size: int = Field(default=1000, ge=1)
+    stream_batch_ms: int = Field(default=20, ge=1)
+    stream_session_timeout_ms: int = Field(default=6_000, ge=6_000, le=300_000)
+    stream_transaction_timeout_ms: int = Field(
+        default=5_000, ge=1_000, description="a killed worker's open transaction is aborted by "
+        "the broker after this (its partitions' readers wait at most this long)")
+    stream_call_timeout_s: float = Field(
+        default=5.0, gt=0.0, description="bound on every blocking Kafka/Redis call")
+    stream_max_buffered: int = Field(
+        default=20_000, ge=100, description="records held per partition waiting for the "
+        "other partitions' event time before the partition is paused")
+    stream_metrics_port: int = Field(default=18084, ge=0, le=65535, description="0 = off")
 
     # -- drift monitor (see docs/drift.md) ------------------------------------------------
     consumer_group_drift: str = "fraudstream-drift"

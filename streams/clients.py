@@ -26,7 +26,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
-        # Java clients' (and faust's) partitioner: a card lands on the same partition whoever
+        # Java clients' partitioner: a card lands on the same partition whoever
         # publishes it, so per-card state and its labels meet in one worker.
         "partitioner": "murmur2_random",
         "message.max.bytes": max(1_000_000, settings.max_message_bytes * 4),

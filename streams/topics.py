@@ -88,7 +88,19 @@ def catalog(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("alerts", settings.topic_alerts, 90),
         # Chargebacks arrive months late and labels are training data: keep them a year.
         spec("labels", settings.topic_labels, 365),
+        spec("labels_dlq", settings.topic_labels_dlq, 30, partitions=1, key="original key"),
         spec("drift", settings.topic_drift, 90, partitions=1, key="feature or 'score'"),
+    )
+
+
+def changelog_spec(settings: Settings) -> TopicSpec:
+    """The stream stage's card-state changelog: compacted, one partition per card partition
+    (partition ``p`` holds the states of the cards of ``transactions[p]``)."""
+    return TopicSpec(
+        role="card_changelog", name=settings.topic_card_changelog,
+        partitions=settings.topic_partitions, replication=settings.topic_replication,
+        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+                "segment.ms": str(3_600_000)},
     )
 
 

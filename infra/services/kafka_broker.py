@@ -108,6 +108,10 @@ def server_properties(settings: Settings, home: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # a killed transactional worker's open transaction is aborted within ~1 s of its
+        # transaction.timeout.ms (not the default 10 s sweep), so read_committed readers of
+        # its partitions (the changelog restore, scores consumers) are not held up
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         "num.network.threads": "2",
         "num.io.threads": "2",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),

@@ -38,14 +38,20 @@ def _quote(value: str) -> str:
 
 
 def redis_conf(settings: Settings, home: Path) -> str:
-    """Config for a loopback-only, non-persistent Redis on ``settings.redis_port``."""
+    """Config for a loopback-only Redis on ``settings.redis_port``, persistent by AOF.
+
+    The online store holds the stream's terminal state, the transaction-id registry and the
+    feature rows: a restart must not lose them, so the append-only file is on and fsynced
+    every second (``appendfsync everysec``: at most ~1 s of writes can be lost on a power
+    cut, none on a process restart). RDB snapshots stay off (AOF is the one copy)."""
     lines = [
         "bind 127.0.0.1",
         f"port {settings.redis_port}",
         "protected-mode yes",
         "daemonize no",  # we detach it ourselves and keep its pid
         'save ""',
-        "appendonly no",
+        "appendonly yes",
+        "appendfsync everysec",
         f"dir {_quote(str(home))}",
         'logfile ""',  # stdout, which goes to our log file
         'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',

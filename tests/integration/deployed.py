@@ -1,4 +1,4 @@
-"""A deployed pipeline for integration tests: topics, Feast, a champion, and the two workers."""
+"""A deployed pipeline for integration tests: topics, Feast, a champion, and the stream stage."""
 
 from __future__ import annotations
 
@@ -34,12 +34,15 @@ def prepare(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
     return bootstrap(settings, path, SMALL_TRAIN)
 
 
+def stream_worker(settings: Settings, instance: str = "0") -> WorkerProcess:
+    """One ``fraudstream stream worker`` process (features and decisions in one hop)."""
+    return WorkerProcess(f"stream-{instance}", ["stream", "worker", "--instance", instance],
+                         settings).start()
+
+
 @contextmanager
 def running_workers(settings: Settings) -> Iterator[dict[str, WorkerProcess]]:
-    procs = {
-        "features": WorkerProcess("features", ["features", "worker"], settings).start(),
-        "scorer": WorkerProcess("scorer", ["score", "worker"], settings).start(),
-    }
+    procs = {"stream": stream_worker(settings)}
     try:
         yield procs
     finally:

@@ -123,5 +123,4 @@ def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
         if not letter.value_truncated:
             assert letter.value == payload
 
-    assert workers["features"].alive(), workers["features"].log_tail()
-    assert workers["scorer"].alive(), workers["scorer"].log_tail()
+    assert workers["stream"].alive(), workers["stream"].log_tail()

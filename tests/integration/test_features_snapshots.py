@@ -1,23 +1,23 @@
-"""Entity-state snapshots written by the real feature worker for the REST API.
+"""Entity-state snapshots written by the stream stage for the REST API.
 
-A few transactions of one card stream through the worker; its card and terminal snapshots
+A few transactions of one card stream through the stage; its card and terminal snapshots
 in Redis must equal the offline core's states after them, and the API's
 :func:`scoring.state_store.features_for` on those snapshots must give the card's next
-transaction exactly the vector the stream then serves for it.
+transaction exactly the vector the stream then decides it with.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.backfill import events_from_frame
-from features.core import CardState, FeatureCore, terminal_key
-from features.labels import ensure_feature_topics
+from features.core import FEATURE_NAMES, CardState, FeatureCore, terminal_key
 from features.redis_layout import card_state_key, terminal_state_key
 from features.store import OnlineFeatures
 from infra.settings import Settings
@@ -27,7 +27,8 @@ from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from scoring.state_store import RedisStateStore, features_for
 from streams.schema import Transaction
-from tests.integration.test_features_stream import wait_readable, worker_settings
+from tests.integration.deployed import drain, split_days
+from tests.integration.streamcheck import deploy, stage, stream_settings
 
 
 def as_json(state: Any) -> Any:
@@ -46,8 +47,8 @@ def wait_snapshot(online: OnlineFeatures, key: str, expected: Any, worker: Worke
     while time.monotonic() < deadline:
         raw = online.redis.get(key)
         got = json.loads(raw) if raw else None
-        if isinstance(got, dict):  # the worker's Kafka position of the card (not core state)
-            got.pop("o", None)
+        if isinstance(got, dict):  # the stage's latest applied item order (not core state)
+            got.pop("ll", None)
         if got == expected:
             break
         assert worker.alive(), worker.log_tail(60)
@@ -55,46 +56,47 @@ def wait_snapshot(online: OnlineFeatures, key: str, expected: Any, worker: Worke
     return got
 
 
-def test_worker_writes_snapshots_the_api_scores_from(settings: Settings) -> None:
-    s = worker_settings(settings)
-    frame = simulate(SimulationConfig(n_customers=40, n_terminals=20, days=3, seed=3))
-    counts = frame["card_id"].value_counts()
+def test_worker_writes_snapshots_the_api_scores_from(settings: Settings, tmp_path: Path) -> None:
+    s = stream_settings(settings)
+    frame = simulate(SimulationConfig(n_customers=300, n_terminals=150, days=14, seed=3))
+    history, live = split_days(frame, 12)
+    deploy(s, history, tmp_path)
+    counts = live["card_id"].value_counts()
     card_id = str(counts.index[0])
-    rows = frame[frame["card_id"] == card_id].reset_index(drop=True)
+    rows = live[live["card_id"] == card_id].reset_index(drop=True)
     assert len(rows) >= 6
     first, nxt = rows.iloc[:5], rows.iloc[5:6]
-    ensure_feature_topics(s)
     online = OnlineFeatures(s)
-    online.apply()
     publish_history(first, s, progress=None)
     core = FeatureCore()
     core.run(events_from_frame(first), [])
     last = first.iloc[-1]
     terminal = terminal_key(None if pd.isna(last["terminal_id"]) else str(last["terminal_id"]),
                             str(last["merchant_id"]))
-    worker = WorkerProcess("features", ["features", "worker"], s).start()
+    worker = stage(s)
     store = RedisStateStore(s)
     try:
-        wait_readable(online, first["transaction_id"].tolist(), worker, timeout=180.0)
+        assert len(drain(s, s.topic_scores, len(first), timeout=180, settle=1)) == len(first)
         card_key = card_state_key(s.feast_project, card_id)
         term_key = terminal_state_key(s.feast_project, terminal)
         assert wait_snapshot(online, card_key, as_json(core.cards[card_id]), worker) == \
             as_json(core.cards[card_id])
         assert wait_snapshot(online, term_key, as_json(core.terminals[terminal]), worker) == \
             as_json(core.terminals[terminal])
-        position = json.loads(online.redis.get(card_key))["o"]
-        assert position[1] >= 4  # [partition, offset] of the card's last transaction folded in
         assert 0 < online.redis.ttl(card_key) <= s.online_ttl_seconds
 
         # the API's synchronous vector for the next transaction, from the snapshots ...
         txn = Transaction.model_validate(next(iter_transactions(nxt)))
         predicted = features_for(store, txn)
-        # ... is what the stream serves for it once it is published
+        # ... is what the stream decides it with once it is published
         publish_history(nxt, s, progress=None)
-        wait_readable(online, [txn.transaction_id], worker, timeout=60.0)
+        scores = drain(s, s.topic_scores, len(first) + 1, timeout=60, settle=1)
     finally:
         worker.stop()
         store.close()
-    served = online.read([txn.transaction_id])[0]
-    assert served is not None
-    np.testing.assert_allclose(np.array(served), np.array(predicted), rtol=1e-12, atol=1e-12)
+    decided = [json.loads(m.value() or b"{}") for m in scores]
+    served = [d["features"] for d in decided if d["transaction_id"] == txn.transaction_id]
+    assert len(served) == 1
+    np.testing.assert_allclose(np.array([served[0][n] for n in FEATURE_NAMES]),
+                               np.array(predicted), rtol=1e-12, atol=1e-12)
+    assert online.read([txn.transaction_id])[0] is not None  # the Feast row is there too

@@ -1,5 +1,5 @@
-"""The scorer's guarantees under failure: SIGKILLed and restarted mid-stream, and the champion
-alias moved mid-stream — every valid transaction still gets exactly one decision."""
+"""The stream stage's decisions under failure: SIGKILLed and restarted mid-stream, and the
+champion alias moved mid-stream — every valid transaction still gets exactly one decision."""
 
 from __future__ import annotations
 
@@ -14,13 +14,19 @@ import pandas as pd
 import pytest
 
 from infra.settings import Settings
-from infra.workers import WorkerProcess
 from models.pipeline import train_and_register
 from replay.history import write_history
 from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from streams.clients import make_consumer
-from tests.integration.deployed import SMALL_TRAIN, drain, prepare, running_workers, split_days
+from tests.integration.deployed import (
+    SMALL_TRAIN,
+    drain,
+    prepare,
+    running_workers,
+    split_days,
+    stream_worker,
+)
 
 
 class ScoreCounter(threading.Thread):
@@ -70,11 +76,11 @@ def test_scorer_killed_repeatedly_scores_every_transaction_exactly_once(
         publish_history(live_path, s, progress=None)
         for fraction in (0.15, 0.4, 0.7):
             counter.wait_for(int(len(live) * fraction), timeout=240)
-            procs["scorer"].kill()
+            procs["stream"].kill()
             kills += 1
-            procs["scorer"] = WorkerProcess("scorer", ["score", "worker"], s).start()
+            procs["stream"] = stream_worker(s)
         scores = drain(s, s.topic_scores, len(live), timeout=300, settle=5)
-        assert procs["features"].alive(), procs["features"].log_tail()
+        assert procs["stream"].alive(), procs["stream"].log_tail()
     counter.stop.set()
 
     counts = Counter(json.loads(m.value() or b"{}")["transaction_id"] for m in scores)

@@ -10,8 +10,9 @@ import pytest
 
 @pytest.mark.parametrize("module", ["scoring.policy", "models.metrics", "models.online",
                                     "scoring.metrics", "features.redis_layout",
-                                    "features.worker", "features.merge", "features.acks",
-                                    "features.stages", "streams.serde"])
+                                    "features.stream.items", "features.stream.release",
+                                    "features.stream.ids", "features.stream.cards",
+                                    "streams.serde"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0

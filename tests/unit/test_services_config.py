@@ -58,11 +58,11 @@ def test_cluster_id_is_a_kafka_uuid() -> None:
         assert len(base64.urlsafe_b64decode(cid + "==")) == 16
 
 
-def test_redis_conf_loopback_no_persistence_and_title(tmp_path: Path) -> None:
+def test_redis_conf_loopback_aof_and_title(tmp_path: Path) -> None:
     conf = redis_conf(_settings(tmp_path, redis_port=31379), tmp_path / 'my "redis"')
     lines = conf.splitlines()
     assert "bind 127.0.0.1" in lines and "port 31379" in lines
-    assert 'save ""' in lines and "appendonly no" in lines and "daemonize no" in lines
+    assert 'save ""' in lines and "appendonly yes" in lines and "daemonize no" in lines
     assert f'dir "{tmp_path}/my \\"redis\\""' in lines
     assert any(line.startswith("proc-title-template") and "{config-file}" in line for line in lines)
     assert not any(line.startswith("requirepass") for line in lines)

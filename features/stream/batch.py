@@ -1,0 +1,180 @@
+"""One micro-batch, I/O-free but for the Redis adapter: released records in, outputs out.
+
+:func:`process` takes the records released for processing (per input partition, offset
+order) and returns what the Kafka transaction must carry — decisions, dead letters, card
+changelog entries — after writing the feature rows, terminal states, id registry and API
+snapshots to Redis (before any decision is produced, as DESIGN.md requires). Card states
+are changed in :class:`~features.stream.cards.CardStates` (working copies until commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.card import card_label, card_update
+from features.stream.cards import CardStates
+from features.stream.decide import Decided, Decider
+from features.stream.ids import CONFLICT, REDELIVERED, REPEAT, entry, judge_batch
+from features.stream.items import LabelItem, Rejected, TxnItem
+from features.stream.redis_io import StageRedis, Writes
+from features.stream.release import TP, Item, card_order
+from features.stream.terminals import (
+    Late,
+    TerminalItem,
+    apply_items,
+    label_item,
+    terminal_of,
+    txn_item,
+)
+from features.terminal import LabelEvent, TerminalState
+
+log = logging.getLogger("fraudstream.features.stream.batch")
+
+
+@dataclass
+class Outcome:
+    decided: list[Decided] = field(default_factory=list)
+    rejected: list[tuple[str, Rejected]] = field(default_factory=list)  # (input role, record)
+    changelog: list[tuple[int, str, bytes, bytes]] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
+    verdicts: dict[str, int] = field(default_factory=dict)
+    unresolved_labels: int = 0
+
+
+def _reject(item: TxnItem, reason: str, kind: str) -> Rejected:
+    return Rejected(reason, kind, item.event.card_id.encode(), item.raw, item.position,
+                    item.publish_ms)
+
+
+Split = tuple[dict[int, list[TxnItem]], dict[int, list[LabelItem]], list[tuple[str, Rejected]]]
+
+
+def split(released: dict[TP, list[Item]], txn_topic: str) -> Split:
+    txns: dict[int, list[TxnItem]] = {}
+    labels: dict[int, list[LabelItem]] = {}
+    rejected: list[tuple[str, Rejected]] = []
+    for (topic, p), items in released.items():
+        role = "transactions" if topic == txn_topic else "labels"
+        for it in items:
+            if isinstance(it, Rejected):
+                rejected.append((role, it))
+            elif isinstance(it, TxnItem):
+                txns.setdefault(p, []).append(it)
+            else:
+                labels.setdefault(p, []).append(it)
+    return txns, labels, rejected
+
+
+def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
+            redis: StageRedis, decider: Decider, now_ms: int) -> Outcome:
+    out = Outcome()
+    txns, labels, out.rejected = split(released, txn_topic)
+    flat = [t for p in sorted(txns) for t in txns[p]]
+    stored, rows = redis.read_ids([t.event.transaction_id for t in flat])
+    verdicts = dict(zip((id(t) for t in flat), judge_batch(flat, stored), strict=True))
+    writes = Writes()
+    items: list[TerminalItem] = []
+    for p in sorted(set(txns) | set(labels)):
+        keep = []
+        for t in txns.get(p, []):
+            verdict = verdicts[id(t)]
+            out.verdicts[verdict] = out.verdicts.get(verdict, 0) + 1
+            if verdict == CONFLICT:
+                out.rejected.append(("transactions", _reject(
+                    t, "transaction id conflict: the id was decided with other content or "
+                    "another card", "conflict")))
+            elif verdict != REPEAT:
+                keep.append(t)
+                writes.registry.append((t.event.transaction_id, entry(t)))
+        for it in card_order(keep, labels.get(p, [])):
+            if isinstance(it, TxnItem):
+                try:
+                    state, feats = card_update(cards.get(it.event.card_id, p), it.event)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the batch
+                    out.rejected.append(("transactions", _reject(
+                        it, f"feature core failed: {type(exc).__name__}: {exc}", "core")))
+                    continue
+                cards.put(it.event.card_id, state, p)
+                if feats is not None:
+                    items.append(txn_item(it, feats))
+            else:
+                try:
+                    resolved = _resolve(cards, it, p)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the batch
+                    out.rejected.append(("labels", Rejected(
+                        f"feature core failed: {type(exc).__name__}: {exc}", "core", None,
+                        None, it.position)))
+                    continue
+                if resolved is None:
+                    out.unresolved_labels += 1
+                    log.info("label of %s (card %s) %s[%d]@%d: transaction unknown to the card",
+                             it.label.transaction_id, it.label.card_id, *it.position)
+                else:
+                    items.append(label_item(resolved))
+    redelivered = {t.event.transaction_id for t in flat if verdicts[id(t)] == REDELIVERED}
+    reuse = {tid: v for tid, v in rows.items() if tid in redelivered}
+    by_id = {t.event.transaction_id: t for t in flat}
+    vectors: dict[str, tuple[float, ...]] = {}
+    out.changelog = cards.encode_changed()
+    writes.cards = [(card, served) for _, card, _, served in out.changelog]
+    base_rows = list(writes.rows)
+
+    def compute(states: dict[str, TerminalState | None],
+                marks: dict[str, Any]) -> tuple[Writes, set[str]]:
+        result = apply_items(states, items, reuse, marks, frozenset(redelivered))
+        vectors.clear()
+        vectors.update(result.vectors)
+        writes.rows = base_rows + [
+            (tid, by_id[tid].event.card_id, terminal_of(by_id[tid]), by_id[tid].event.event_ms,
+             vec) for tid, vec in result.vectors.items() if tid not in reuse and _finite(vec)]
+        writes.late = result.late
+        return writes, result.changed
+
+    terminals = sorted({_terminal(it) for it in items})
+    redis.write(terminals, compute)
+    out.late = writes.late
+    _decide(out, flat, vectors, decider, now_ms)
+    return out
+
+
+def _terminal(item: TerminalItem) -> str:
+    payload = item[1]
+    return payload.terminal if isinstance(payload, LabelEvent) else terminal_of(payload[0])
+
+
+def _resolve(cards: CardStates, item: LabelItem, partition: int) -> LabelEvent | None:
+    label = item.label
+    state = cards.get(label.card_id, partition)
+    hit = state.transaction_terminal(label.transaction_id) if state else None
+    if state is None or hit is None:
+        return None
+    cards.put(label.card_id, card_label(state, label.transaction_id, label.label_ms,
+                                        label.fraud), partition)
+    return LabelEvent(label.transaction_id, hit[0], hit[1], label.label_ms, label.fraud)
+
+
+def _finite(vector: tuple[float, ...]) -> bool:
+    return all(math.isfinite(v) for v in vector)
+
+
+def _decide(out: Outcome, flat: list[TxnItem], vectors: dict[str, tuple[float, ...]],
+            decider: Decider, now_ms: int) -> None:
+    ready: list[TxnItem] = []
+    for t in flat:
+        vec = vectors.get(t.event.transaction_id)
+        if vec is None:
+            continue  # a repeat, a conflict, or a card-level repeat of a recent id
+        if not _finite(vec):
+            out.rejected.append(("transactions", _reject(
+                t, "non-finite feature value; not written or scored", "non_finite")))
+            continue
+        ready.append(t)
+    decided, failed = decider.decide(
+        ready, [vectors[t.event.transaction_id] for t in ready], now_ms)
+    out.decided = decided
+    for i in failed:
+        out.rejected.append(("transactions", _reject(ready[i], "model error on this vector",
+                                                     "model")))

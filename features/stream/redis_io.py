@@ -1,0 +1,177 @@
+"""The stage's Redis I/O: reads before a batch, one ``MULTI`` after it (every call bounded).
+
+Keys (project-prefixed, all with the online TTL):
+
+- Feast's feature rows (:mod:`features.redis_layout`, the layout ``write_to_online_store``
+  writes): one hash per transaction id, with its ``card_id`` field, so a row is only ever
+  reused for the card it was computed for;
+- terminal states (:func:`~features.redis_layout.terminal_state_key`, the core's JSON —
+  also the REST API's snapshot), card snapshots for the API
+  (:func:`~features.redis_layout.card_state_key`);
+- the transaction-id registry (:mod:`features.stream.ids`) and the late-item log
+  ``{project}:late`` (hash: id -> JSON of :class:`~features.stream.terminals.Late`).
+
+:meth:`StageRedis.write` runs ``WATCH`` on the batch's terminal keys, reads their states,
+lets the caller compute, and commits everything in one ``MULTI``; when another worker
+changed one of those terminals in between (``WatchError``) the caller recomputes on fresh
+states. Any Redis failure surfaces as :class:`~infra.errors.ServiceError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+import redis as redis_lib
+
+from features.core import FEATURE_NAMES, Features
+from features.redis_layout import (
+    ENTITY_JOIN_KEY,
+    TRANSACTION_VIEW,
+    card_state_key,
+    decode_rows,
+    encode_double,
+    encode_string,
+    encode_timestamp,
+    feature_fields,
+    redis_key,
+    terminal_state_key,
+)
+from features.stream.ids import registry_key
+from features.stream.terminals import Late
+from features.terminal import TerminalState
+from infra.errors import ServiceError
+from infra.settings import Settings
+
+T = TypeVar("T")
+WATCH_RETRIES = 20
+
+_FIELDS = feature_fields(TRANSACTION_VIEW, FEATURE_NAMES)
+_CARD_FIELD, _TERMINAL_FIELD = feature_fields(TRANSACTION_VIEW, ["card_id", "terminal"])
+_TS_FIELD = f"_ts:{TRANSACTION_VIEW}"
+
+
+@dataclass
+class Writes:
+    """What one batch writes to Redis (terminal states are added by the caller's compute)."""
+
+    rows: list[tuple[str, str, str, int, Features]] = field(default_factory=list)
+    registry: list[tuple[str, bytes]] = field(default_factory=list)  # tid, entry
+    cards: list[tuple[str, bytes]] = field(default_factory=list)  # card, served JSON
+    late: list[Late] = field(default_factory=list)
+
+
+class StageRedis:
+    """Owns a Redis client with finite socket timeouts."""
+
+    def __init__(self, settings: Settings, client: redis_lib.Redis | None = None) -> None:
+        self.settings = settings
+        self.project = settings.feast_project
+        self._pkey = settings.feast_project.encode()
+        self._client = client
+
+    @property
+    def client(self) -> redis_lib.Redis:
+        if self._client is None:
+            from infra.services import redis_url
+
+            pw = self.settings.redis_password
+            t = self.settings.stream_call_timeout_s
+            self._client = redis_lib.Redis.from_url(
+                redis_url(self.settings), password=pw.get_secret_value() if pw else None,
+                socket_timeout=t, socket_connect_timeout=t)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _row_key(self, tid: str) -> bytes:
+        return redis_key(ENTITY_JOIN_KEY, tid, self._pkey)
+
+    def read_ids(self, tids: Sequence[str]) -> tuple[list[Any], dict[str, Features]]:
+        """Registry entries of ``tids`` and their stored rows (``tid -> vector``), each
+        row only when it belongs to the card the registry names... checked by the caller
+        through the registry (same card, or the record is a conflict)."""
+        if not tids:
+            return [], {}
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.mget([registry_key(self.project, t) for t in tids])
+                for tid in tids:
+                    pipe.hmget(self._row_key(tid), _FIELDS)  # type: ignore[arg-type]
+                replies = pipe.execute()
+        except redis_lib.RedisError as exc:
+            raise ServiceError(f"redis read failed: {exc}") from exc
+        vectors = decode_rows(replies[1:], len(FEATURE_NAMES))
+        rows = {t: v for t, v in zip(tids, vectors, strict=True) if v is not None}
+        return list(replies[0]), rows
+
+    def write(self, terminals: list[str],
+              compute: Callable[[dict[str, TerminalState | None], dict[str, Any]],
+                                tuple[Writes, set[str]]]) -> Writes:
+        """Load ``terminals`` under WATCH, ``compute(states, marks) -> (writes, changed
+        keys)`` (``states`` and ``marks`` — each terminal's latest applied item order, kept
+        in the state's JSON as ``"ll"`` — mutated in place), then write it all in one
+        MULTI."""
+        keys = [terminal_state_key(self.project, t) for t in terminals]
+        try:
+            for _ in range(WATCH_RETRIES):
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        if keys:
+                            pipe.watch(*keys)
+                        raws: list[Any] = pipe.mget(keys) if keys else []  # type: ignore[assignment]
+                        data = {t: orjson.loads(r) if r else None
+                                for t, r in zip(terminals, raws, strict=True)}
+                        states = {t: TerminalState.from_dict(d) if d else None
+                                  for t, d in data.items()}
+                        marks = {t: d.get("ll") if d else None for t, d in data.items()}
+                        writes, changed = compute(states, marks)
+                        pipe.multi()
+                        self._queue(pipe, writes, states, changed, marks)
+                        pipe.execute()
+                        return writes
+                    except redis_lib.WatchError:
+                        continue
+        except redis_lib.RedisError as exc:
+            raise ServiceError(f"redis write failed: {exc}") from exc
+        raise ServiceError(f"terminal states kept changing under this batch "
+                           f"({WATCH_RETRIES} tries)")
+
+    def _queue(self, pipe: Any, writes: Writes, states: dict[str, TerminalState | None],
+               changed: set[str], marks: dict[str, Any]) -> None:
+        ttl, p = self.settings.online_ttl_seconds, self.project
+        for key in set(changed) | {k for k, m in marks.items() if m is not None}:
+            state = states.get(key)
+            if state is not None:
+                data = state.to_dict()
+                data["ll"] = marks.get(key)
+                pipe.set(terminal_state_key(p, key), orjson.dumps(data), ex=ttl)
+        for tid, card, terminal, event_ms, vector in writes.rows:
+            mapping: dict[bytes | str, bytes] = dict(
+                zip(_FIELDS, map(encode_double, vector), strict=True))
+            mapping[_CARD_FIELD] = encode_string(card)
+            mapping[_TERMINAL_FIELD] = encode_string(terminal)
+            mapping[_TS_FIELD] = encode_timestamp(event_ms)
+            row_key = self._row_key(tid)
+            pipe.hset(row_key, mapping=mapping)
+            pipe.expire(row_key, ttl)
+        for tid, value in writes.registry:
+            pipe.set(registry_key(p, tid), value, ex=ttl)
+        for card, served in writes.cards:
+            pipe.set(card_state_key(p, card), served, ex=ttl)
+        if writes.late:
+            late_key = f"{p}:late"
+            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}:{lt.to_ms}":
+                                         orjson.dumps(lt.__dict__) for lt in writes.late})
+            pipe.expire(late_key, ttl)
+
+
+def read_late(client: redis_lib.Redis, project: str) -> list[dict[str, Any]]:
+    """Every late item recorded for ``project`` (tests and audits)."""
+    raw: dict[bytes, bytes] = client.hgetall(f"{project}:late")  # type: ignore[assignment]
+    return [orjson.loads(v) for v in raw.values()]

@@ -1,0 +1,76 @@
+"""Process entry point of the stream stage: wiring, topics, signals, ``/metrics``."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import threading
+from types import FrameType
+
+from infra.settings import Settings
+
+log = logging.getLogger("fraudstream.features.stream")
+
+
+def ensure_stream_topics(settings: Settings) -> None:
+    """The catalog topics plus the compacted card-state changelog."""
+    from streams.clients import make_admin
+    from streams.topics import catalog, changelog_spec, ensure_topics
+
+    ensure_topics(make_admin(settings), [*catalog(settings), changelog_spec(settings)])
+
+
+def build_stage(settings: Settings, instance: str = "0") -> object:
+    from features.core import FEATURE_NAMES
+    from features.stream.decide import Decider
+    from features.stream.metrics import build_stage_metrics
+    from features.stream.redis_io import StageRedis
+    from features.stream.stage import StreamStage
+    from models.online import CombineRule
+    from models.online_snapshot import OnlineModelHandle, SnapshotStore
+    from models.registry import ModelRegistry
+
+    metrics = build_stage_metrics()
+    online = OnlineModelHandle(
+        SnapshotStore(settings.state_dir / "online", settings.online_keep_snapshots),
+        CombineRule(settings.online_weight, settings.online_warmup_frauds),
+        settings.online_reload_seconds,
+    )
+    # what the stage computes and writes, in order: the FeatureService's features (a unit
+    # test holds them equal), without importing feast at start-up
+    served = list(FEATURE_NAMES)
+
+    def on_models(d: Decider) -> None:
+        metrics.set_model("batch", d.model.version if d.model else None)
+        metrics.set_model("shadow", d.shadow.version if d.shadow else None)
+        metrics.set_model("online", d.online.version if d.online else None)
+
+    decider = Decider(ModelRegistry(settings), served, settings.top_reasons,
+                      (settings.review_threshold, settings.decline_threshold), online,
+                      on_models=on_models,
+                      on_shadow_error=lambda e: metrics.shadow_errors.labels(error=e).inc())
+    return StreamStage(settings, decider, StageRedis(settings), metrics, instance)
+
+
+def run_stream(settings: Settings, instance: str = "0") -> None:
+    """Run until SIGTERM/SIGINT; the current micro-batch's transaction completes first."""
+    from features.stream.stage import StreamStage
+    from infra.metrics_http import serve_metrics
+
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    ensure_stream_topics(settings)
+    stage = build_stage(settings, instance)
+    if not isinstance(stage, StreamStage):
+        raise TypeError("build_stage returned no StreamStage")
+    serve_metrics(settings.stream_metrics_port, settings.metrics_host, stage.m.registry)
+    gc.freeze()
+    stage.run(stop)
+    log.info("stream stage stopped after %d decisions", stage.decided)

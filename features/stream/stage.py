@@ -1,0 +1,309 @@
+"""The stream stage: ``transactions`` + ``labels`` -> features -> decisions, in one hop.
+
+A confluent-kafka consume-transform-produce loop. Both inputs are keyed by card and have the
+same partition count; the range assignor gives partition ``p`` of both to the same worker,
+which owns the card states of ``p`` (:mod:`features.stream.cards`). Per micro-batch, in ONE
+Kafka transaction: the released records (:mod:`features.stream.release`) are processed
+(:mod:`features.stream.batch`: card states, labels, terminal states and feature rows written
+to Redis before scoring, decisions from the vectors just computed), and ``scores``,
+``alerts``, dead letters, the card-state changelog and the input offsets are committed
+together. So a crash anywhere rewinds to the last commit and the redo is deterministic;
+Redis writes of a rolled-back batch are recognised by the id registry and reused.
+
+Failures: any Kafka or Redis error in a batch aborts it; the worker then drops its clients
+and working state, backs off (0.5 s doubling to 5 s) and resumes from the committed offsets
+with new clients — a fenced or fatal producer included. Every blocking call is bounded
+(``stream_call_timeout_s``); SIGTERM stops the loop after the current batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from features.stream import changelog
+from features.stream.batch import Outcome, process
+from features.stream.cards import CardStates
+from features.stream.decide import Decider
+from features.stream.items import Rejected, parse_label_message, parse_txn_message
+from features.stream.metrics import StageMetrics
+from features.stream.redis_io import StageRedis
+from features.stream.release import TP, Buffers, Item
+from infra.errors import ServiceError
+from infra.settings import Settings
+from streams.clients import make_consumer, make_producer
+from streams.dlq import dead_letter_record, make_dead_letter
+from streams.serde import dumps
+
+log = logging.getLogger("fraudstream.features.stream")
+
+READY_MARKER = "stream stage ready"
+LAG_EVERY_S = 5.0
+
+
+class StreamStage:
+    """Owns its consumer, transactional producer, card states and buffers."""
+
+    def __init__(self, settings: Settings, decider: Decider, redis: StageRedis,
+                 metrics: StageMetrics, instance: str = "0",
+                 wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.s, self.decider, self.redis, self.m = settings, decider, redis, metrics
+        self.instance, self.wall_ms = instance, wall_ms
+        self.cards = CardStates()
+        self.buffers = Buffers()
+        self.offsets: dict[TP, int] = {}  # next offset to commit, as last committed by us
+        self.paused: set[TP] = set()
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        self.decided = 0
+        self._lag_at = 0.0
+
+    # -- clients ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        s = self.s
+        name = f"{s.consumer_group_stream}-{self.instance}"
+        producer = make_producer(s, transactional_id=name, linger_ms=2,
+                                 transaction_timeout_ms=s.stream_transaction_timeout_ms)
+        producer.init_transactions(s.stream_call_timeout_s * 3)
+        self._producer = producer
+        consumer = make_consumer(
+            s, s.consumer_group_stream, group_instance_id=name,
+            session_timeout_ms=s.stream_session_timeout_ms,
+            partition_assignment_strategy="range", enable_partition_eof=True,
+            max_poll_interval_ms=120_000)
+        consumer.subscribe([s.topic_transactions, s.topic_labels],
+                           on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_revoke)
+        self._consumer = consumer
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("consumer close: %s", exc)
+            self._consumer = None
+        self._producer = None  # its open transaction is fenced by the next one's init
+
+    # -- rebalance -------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        committed = consumer.committed(tps, timeout=self.s.stream_call_timeout_s * 2)
+        broker = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        mine = self.offsets
+        stale = sorted({tp[1] for tp, off in broker.items()
+                        if not self.cards.owns(tp[1]) or mine.get(tp, OFFSET_INVALID) != off})
+        keep = {p for (_, p) in broker}
+        for p in list(self.cards.committed):
+            if p not in keep or p in stale:
+                self.cards.drop_partition(p)
+        for p, states in changelog.restore(self.s, stale).items():
+            self.cards.load_partition(p, states)
+        self.offsets = {tp: off for tp, off in broker.items()}
+        self.buffers = Buffers()
+        self.buffers.assign(broker, self.wall_ms())
+        self.paused.clear()
+        self.m.restore_seconds.observe(time.monotonic() - started)
+        log.info("%s: partitions %s (restored %s in %.2fs)", READY_MARKER, sorted(keep), stale,
+                 time.monotonic() - started)
+
+    def _on_revoke(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
+        self.buffers.revoke((tp.topic, tp.partition) for tp in tps)
+        self.cards.rollback()
+
+    # -- loop ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.decider.start()
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if self._consumer is None:
+                    self._open()
+                self._step()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - any failure rewinds, nothing is lost
+                self.m.aborts.labels(cause=type(exc).__name__).inc()
+                known = isinstance(exc, KafkaException | ServiceError | BufferError)
+                (log.warning if known else log.exception)(
+                    "batch failed (%s); rewinding to the last commit in %.1fs", exc, backoff)
+                if not (isinstance(exc, ServiceError) and self._rewind()):
+                    self._reset()
+                stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+        self._close()
+
+    def _rewind(self) -> bool:
+        """After a failure outside Kafka (Redis): abort the open transaction and seek back to
+        the committed offsets with the same clients. False when that is not possible (the
+        caller then resets everything)."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None:
+            return False
+        try:
+            producer.abort_transaction(self.s.stream_call_timeout_s)
+        except KafkaException as exc:
+            if "No ongoing transaction" not in str(exc) and "not in progress" not in str(exc):
+                return False
+        self.cards.rollback()
+        self.buffers.clear(self.wall_ms())
+        log.info("rewinding to %s", sorted(self.offsets.items()))
+        try:
+            for (topic, p), off in self.offsets.items():
+                start = off if off >= 0 else OFFSET_BEGINNING
+                consumer.seek(TopicPartition(topic, p, start))
+            if self.paused:
+                consumer.resume([TopicPartition(*tp) for tp in self.paused])
+                self.paused.clear()
+        except KafkaException as exc:
+            log.warning("rewind by seek failed (%s); reopening the clients", exc)
+            return False
+        return True
+
+    def _reset(self) -> None:
+        """Drop clients and working state: the next :meth:`_open` resumes from commits."""
+        if self._producer is not None:
+            try:
+                self._producer.abort_transaction(self.s.stream_call_timeout_s)
+            except KafkaException:
+                pass  # fenced or unreachable: the next producer's init aborts it
+        self.cards.rollback()
+        self._close()
+        self.redis.close()
+
+    def _step(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            raise ServiceError("stage has no consumer")
+        messages = consumer.consume(self.s.stream_batch_size, self.s.stream_batch_ms / 1000)
+        now = self.wall_ms()
+        for msg in messages:
+            self._ingest(msg, now)
+        released = self.buffers.release(now, self.s.stream_batch_size)
+        if released:
+            self._transact(released)
+        self._flow_control(consumer)
+        self.decider.maybe_swap()
+        if time.monotonic() - self._lag_at > LAG_EVERY_S:
+            self._observe_lag(consumer)
+
+    def _ingest(self, msg: Message, now: int) -> None:
+        topic, p, err = msg.topic() or "", msg.partition() or 0, msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                self.buffers.end((topic, p))
+            elif err.fatal():
+                raise KafkaException(err)
+            else:
+                log.warning("consumer: %s", err)
+            return
+        position = (topic, p, msg.offset() or 0)
+        ts = msg.timestamp()[1]
+        item: Item
+        if topic == self.s.topic_transactions:
+            item = parse_txn_message(msg.key(), msg.value(), position, ts,
+                                     self.s.max_message_bytes)
+            self.m.records_in.labels(input="transactions").inc()
+        else:
+            item = parse_label_message(msg.key(), msg.value(), position, ts,
+                                       self.s.max_message_bytes)
+            self.m.records_in.labels(input="labels").inc()
+        self.buffers.add((topic, p), item, now)
+
+    def _observe_lag(self, consumer: Consumer) -> None:
+        """Consumer lag per owned partition: its end minus the next offset to commit."""
+        self._lag_at = time.monotonic()
+        for (topic, p), committed in self.offsets.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=1.0)
+            except KafkaException:
+                return  # the broker is away: the next batch's failure handles it
+            lag = high - committed if committed >= 0 else high
+            self.m.lag.labels(topic=topic, partition=str(p)).set(max(0, lag))
+
+    def _flow_control(self, consumer: Consumer) -> None:
+        cap = self.s.stream_max_buffered
+        for tp in list(self.buffers.items):
+            n = self.buffers.buffered(tp)
+            if n > cap and tp not in self.paused:
+                consumer.pause([TopicPartition(*tp)])
+                self.paused.add(tp)
+            elif n < cap // 2 and tp in self.paused:
+                consumer.resume([TopicPartition(*tp)])
+                self.paused.discard(tp)
+
+    # -- one Kafka transaction ---------------------------------------------------------------
+    def _transact(self, released: dict[TP, list[Any]]) -> None:
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None:
+            raise ServiceError("stage has no clients")
+        started = time.perf_counter()
+        timeout = self.s.stream_call_timeout_s
+        producer.begin_transaction()
+        outcome = process(released, self.s.topic_transactions, self.cards, self.redis,
+                          self.decider, self.wall_ms())
+        self._produce(producer, outcome)
+        offsets = {tp: items[-1].position[2] + 1 for tp, items in released.items()}
+        producer.send_offsets_to_transaction(
+            [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+            consumer.consumer_group_metadata(), timeout)
+        producer.commit_transaction(timeout)
+        self.cards.commit(outcome.changelog)
+        self.offsets.update(offsets)
+        self._account(outcome, time.perf_counter() - started)
+
+    def _produce(self, producer: Producer, out: Outcome) -> None:
+        s = self.s
+        for d in out.decided:
+            key = d.item.event.card_id.encode()
+            producer.produce(s.topic_scores, key=key, value=dumps(d.score, nan_as_null=True))
+            if d.alert is not None:
+                producer.produce(s.topic_alerts, key=key, value=dumps(d.alert, nan_as_null=True))
+        for role, rej in out.rejected:
+            topic = s.topic_dlq if role == "transactions" else s.topic_labels_dlq
+            letter_key, letter = self._letter(rej)
+            producer.produce(topic, key=letter_key, value=letter)
+        for p, card, stored, _ in out.changelog:
+            producer.produce(s.topic_card_changelog, key=card.encode(), value=stored,
+                             partition=p)
+        producer.poll(0)
+
+    def _letter(self, rej: Rejected) -> tuple[bytes | None, bytes]:
+        topic, partition, offset = rej.position
+        letter = make_dead_letter(key=rej.key, value=rej.value, error=rej.reason, topic=topic,
+                                  partition=partition, offset=offset,
+                                  timestamp_ms=rej.timestamp_ms, worker="stream")
+        log.info("dead letter %s[%d]@%d: %s", topic, partition, offset, rej.reason)
+        return dead_letter_record(letter)
+
+    def _account(self, out: Outcome, seconds: float) -> None:
+        m, now = self.m, self.wall_ms()
+        m.batch_seconds.observe(seconds)
+        m.records_out.labels(output="scores").inc(len(out.decided))
+        m.records_out.labels(output="alerts").inc(sum(d.alert is not None for d in out.decided))
+        m.records_out.labels(output="changelog").inc(len(out.changelog))
+        for d in out.decided:
+            m.publish_to_decision.observe(max(0, now - d.item.publish_ms) / 1000)
+        for role, rej in out.rejected:
+            m.dead_letters.labels(input=role, kind=rej.kind).inc()
+        for late in out.late:
+            m.late.labels(kind=late.kind).inc()
+            log.info("late %s %s on %s (%d..%d)", late.kind, late.item_id, late.terminal,
+                     late.from_ms, late.to_ms)
+        for verdict, n in out.verdicts.items():
+            if verdict != "new":
+                m.ids.labels(verdict=verdict).inc(n)
+        self.decided += len(out.decided)

@@ -1,0 +1,153 @@
+"""Shared checks for the stream stage's integration and fault tests.
+
+:func:`verdict` reads every committed ``scores`` record and compares it with the offline
+core (:func:`features.backfill.compute_features` on the same transactions and labels):
+missing and duplicated decisions, card features that differ (must be none), terminal
+features that differ outside what the workers recorded as late (must be none).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from confluent_kafka import Message
+
+from features.backfill import compute_features
+from features.card import CARD_FEATURE_NAMES, terminal_key
+from features.core import FEATURE_NAMES
+from features.stream.redis_io import read_late
+from features.stream.service import ensure_stream_topics
+from infra.settings import Settings
+from infra.workers import WorkerProcess
+from replay.history import label_records
+from streams.clients import make_consumer, make_producer
+from tests.integration.deployed import drain, prepare
+
+N_CARD = len(CARD_FEATURE_NAMES)
+
+
+def stream_settings(settings: Settings, **update: object) -> Settings:
+    return settings.model_copy(update={
+        "feast_project": f"st_{uuid.uuid4().hex[:10]}", "stream_metrics_port": 0, **update})
+
+
+def deploy(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
+    version = prepare(settings, history, tmp_path)
+    ensure_stream_topics(settings)
+    return version
+
+
+def publish_labels(frame: pd.DataFrame, settings: Settings) -> None:
+    producer = make_producer(settings)
+    for record in label_records(frame):
+        producer.produce(settings.topic_labels, key=record["card_id"],
+                         value=json.dumps(record).encode())
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def stage(settings: Settings, instance: str = "0") -> WorkerProcess:
+    return WorkerProcess(f"stream-{instance}", ["stream", "worker", "--instance", instance],
+                         settings).start()
+
+
+def count_scores(settings: Settings) -> int:
+    """Committed ``scores`` records so far (a fresh reader each call)."""
+    consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}",
+                             enable_partition_eof=True)
+    consumer.subscribe([settings.topic_scores])
+    n, ends, deadline = 0, 0, time.monotonic() + 30
+    try:
+        while ends < settings.topic_partitions and time.monotonic() < deadline:
+            for m in consumer.consume(5000, 0.5):
+                if m.error() is None:
+                    n += 1
+                else:
+                    ends += 1
+    finally:
+        consumer.close()
+    return n
+
+
+@dataclass
+class Verdict:
+    expected: int
+    decided: int
+    missing: int
+    duplicated: int
+    card_differ: int
+    terminal_differ: int  # outside the recorded late items
+    late_items: int
+    excluded: int
+    max_gap_s: float  # longest pause between decisions of one partition (availability)
+
+    def assert_exact(self) -> None:
+        assert self.missing == 0, self
+        assert self.duplicated == 0, self
+        assert self.card_differ == 0, self
+        assert self.terminal_differ == 0, self
+
+
+def late_mask(frame: pd.DataFrame, late: list[dict[str, object]]) -> np.ndarray:
+    """Rows whose terminal features a recorded late item may have changed."""
+    mask = np.zeros(len(frame), dtype=bool)
+    if not late:
+        return mask
+    terms = np.array([terminal_key(t if isinstance(t, str) and t else None, m) for t, m in
+                      zip(frame.get("terminal_id", pd.Series([None] * len(frame))),
+                          frame["merchant_id"], strict=True)])
+    ms = (frame["event_time"].astype("int64") // 1_000_000).to_numpy()
+    ids = frame["transaction_id"].to_numpy()
+    for item in late:
+        hit = (terms == item["terminal"]) & (ms >= int(str(item["from_ms"]))) & \
+              (ms <= int(str(item["to_ms"])))
+        if item["kind"] == "transaction":
+            hit |= ids == item["item_id"]
+        mask |= hit
+    return mask
+
+
+def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: float = 5.0
+            ) -> Verdict:
+    scores = drain(settings, settings.topic_scores, len(frame), timeout=timeout, settle=settle)
+    records = [json.loads(m.value() or b"{}") for m in scores]
+    counts = Counter(r["transaction_id"] for r in records)
+    ids = frame["transaction_id"].tolist()
+    missing = [t for t in ids if t not in counts]
+    dup = sum(1 for n in counts.values() if n > 1)
+    got = {r["transaction_id"]: [r["features"][n] for n in FEATURE_NAMES] for r in records}
+    expected = compute_features(frame).to_numpy()
+    online = np.array([got.get(t, [np.nan] * len(FEATURE_NAMES)) for t in ids], dtype=float)
+    present = np.array([t in got for t in ids])
+    close = np.isclose(online, expected, rtol=1e-9, atol=1e-9)
+    card_bad = present & ~close[:, :N_CARD].all(axis=1)
+    from features.store import redis_client
+
+    late = read_late(redis_client(settings), settings.feast_project)
+    excluded = late_mask(frame, late)
+    term_bad = present & ~close[:, N_CARD:].all(axis=1) & ~excluded
+    for i in np.flatnonzero(term_bad)[:8]:  # what differs, to tell a cause from the data
+        names = [n for n, ok in zip(FEATURE_NAMES[N_CARD:], close[i, N_CARD:], strict=True)
+                 if not ok]
+        row = frame.iloc[i]
+        print(f"differs: {ids[i]} {row['terminal_id']}/{row['merchant_id']} "
+              f"{row['event_time']} {names} online {online[i, N_CARD:].tolist()} "
+              f"core {expected[i, N_CARD:].tolist()}")
+    return Verdict(len(ids), len(records), len(missing), dup, int(card_bad.sum()),
+                   int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores))
+
+
+def max_gap(scores: list[Message]) -> float:
+    """The longest time between consecutive decisions of a partition (seconds)."""
+    by_part: dict[int, list[int]] = {}
+    for m in scores:
+        by_part.setdefault(m.partition() or 0, []).append(m.timestamp()[1])
+    gaps = [float(np.diff(sorted(ts)).max()) for ts in by_part.values() if len(ts) > 1]
+    return max(gaps, default=0.0) / 1000.0

@@ -1,0 +1,213 @@
+"""The stream stage's pure parts: release order, id verdicts, terminal pass and lateness."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+from features.card import Event, terminal_key
+from features.core import FeatureCore, Label, LabelEvent
+from features.stream.cards import CardStates
+from features.stream.ids import CONFLICT, NEW, REDELIVERED, REPEAT, entry, judge_batch
+from features.stream.items import (
+    LabelItem,
+    Rejected,
+    TxnItem,
+    content_hash,
+    parse_label_message,
+    parse_txn_message,
+)
+from features.stream.release import Buffers, card_order
+from features.stream.terminals import apply_items, label_item, txn_item
+
+T0 = 1_714_000_000_000
+MIN = 60_000
+
+
+def txn(tid: str, ms: int, card: str = "c1", amount: float = 10.0, terminal: str = "t1",
+        offset: int = 0, partition: int = 0) -> TxnItem:
+    event = Event(tid, ms, card, "m1", amount, "pos", "FR", None, terminal)
+    record = {"transaction_id": tid, "card_id": card, "amount": amount, "ms": ms}
+    return TxnItem(event, record, content_hash(record), ("tx", partition, offset), 0)
+
+
+def lab(tid: str, ms: int, card: str = "c1", offset: int = 0) -> LabelItem:
+    return LabelItem(Label(tid, card, ms, True), ("lb", 0, offset))
+
+
+# -- release ----------------------------------------------------------------------------------
+def test_release_waits_for_every_partition_to_pass_the_time() -> None:
+    b = Buffers()
+    b.assign([("tx", 0), ("tx", 1), ("lb", 0)], 0)
+    b.add(("tx", 0), txn("a", T0 + 10, offset=0), 0)
+    b.add(("tx", 0), txn("b", T0 + 30, offset=1), 0)
+    b.add(("tx", 1), txn("c", T0 + 20, partition=1), 0)
+    assert b.release(0) == {}  # lb[0] has not been read at all yet
+    b.end(("lb", 0))
+    out = b.release(0)
+    assert [i.event.transaction_id for i in out[("tx", 0)]] == ["a"]  # b waits for tx[1]
+    assert [i.event.transaction_id for i in out[("tx", 1)]] == ["c"]
+    b.end(("tx", 1))
+    assert [i.event.transaction_id for i in b.release(0)[("tx", 0)]] == ["b"]
+
+
+def test_release_is_a_prefix_per_partition_and_rejects_travel_with_it() -> None:
+    b = Buffers()
+    b.assign([("tx", 0), ("tx", 1)], 0)
+    b.add(("tx", 0), txn("a", T0 + 50, offset=0), 0)
+    b.add(("tx", 0), Rejected("bad", "invalid", None, b"x", ("tx", 0, 1)), 0)
+    b.add(("tx", 0), txn("b", T0 + 5, offset=2), 0)  # earlier time, but behind "a"
+    b.add(("tx", 1), txn("c", T0 + 40, partition=1), 0)
+    assert b.release(0) == {("tx", 1): [txn("c", T0 + 40, partition=1)]}
+    b.end(("tx", 1))
+    assert [i.position[2] for i in b.release(0)[("tx", 0)]] == [0, 1, 2]
+
+
+def test_a_label_waits_until_a_later_time_was_read() -> None:
+    b = Buffers()
+    b.assign([("tx", 0), ("lb", 0)], 0)
+    b.add(("tx", 0), txn("a", T0 + 10), 0)
+    b.add(("lb", 0), lab("a", T0 + 10), 0)
+    out = b.release(0)
+    assert ("lb", 0) not in out and len(out[("tx", 0)]) == 1
+    b.add(("tx", 0), txn("b", T0 + 11, offset=1), 0)
+    assert ("lb", 0) not in b.release(0)  # lb[0] itself may still bring earlier labels
+    b.end(("lb", 0))
+    assert len(b.release(0)[("lb", 0)]) == 1
+
+
+def test_card_order_places_labels_like_the_core() -> None:
+    items = card_order([txn("a", 10), txn("b", 20)], [lab("x", 20), lab("y", 5)])
+    assert [i.time_ms for i in items] == [5, 10, 20, 20]
+    assert isinstance(items[2], TxnItem) and isinstance(items[3], LabelItem)
+
+
+# -- ids ----------------------------------------------------------------------------------------
+def test_id_verdicts() -> None:
+    a = txn("t", T0, offset=3)
+    same_place = txn("t", T0, offset=3)
+    repeat = txn("t", T0, offset=9)
+    other = txn("t", T0, amount=11.0, offset=9)
+    other_card = txn("t", T0, card="c2", offset=9)
+    stored = entry(a)
+    assert judge_batch([a], [None]) == [NEW]
+    assert judge_batch([same_place, repeat, other, other_card], [stored] * 4) == [
+        REDELIVERED, REPEAT, CONFLICT, CONFLICT]
+    assert judge_batch([a, repeat, other], [None] * 3) == [NEW, REPEAT, CONFLICT]
+
+
+def test_messages_keyed_by_another_card_or_null_are_rejected() -> None:
+    value = (b'{"transaction_id":"t1","event_time":"2024-05-01T12:00:00Z","card_id":"c1",'
+             b'"merchant_id":"m1","amount":5.0,"country":"FR"}')
+    assert isinstance(parse_txn_message(b"c1", value, ("tx", 0, 0), 0, 16384), TxnItem)
+    for key in (None, b"c2", b"\xff\xfe"):
+        got = parse_txn_message(key, value, ("tx", 0, 0), 0, 16384)
+        assert isinstance(got, Rejected) and got.kind == "key"
+    bad = parse_label_message(b"c1", b'{"transaction_id":"t1"}', ("lb", 0, 0), 0, 16384)
+    assert isinstance(bad, Rejected) and bad.kind == "invalid"
+
+
+# -- terminal pass ------------------------------------------------------------------------------
+def _stream(n: int, seed: int) -> list[TxnItem]:
+    rng = random.Random(seed)  # noqa: S311 - test data
+    ms = T0
+    out = []
+    for i in range(n):
+        ms += rng.randint(1, 20) * MIN
+        out.append(txn(f"t{i:04d}", ms, card=f"c{rng.randint(0, 5)}",
+                       amount=round(rng.uniform(1, 300), 2), terminal=f"k{rng.randint(0, 2)}"))
+    return out
+
+
+def _core_terminal(items: list[TxnItem]) -> dict[str, tuple[float, ...]]:
+    core = FeatureCore()
+    events = [i.event for i in items]
+    return {t: v[-9:] for t, v in core.run(events, []).items()}
+
+
+def test_in_order_terminal_pass_equals_the_core_and_redo_reuses_rows() -> None:
+    items = _stream(300, 1)
+    states: dict = {}
+    marks: dict = {}
+    result = apply_items(states, [txn_item(i, ()) for i in items], {}, marks)
+    assert not result.late
+    assert result.vectors == _core_terminal(items)
+    again = apply_items(states, [txn_item(i, ()) for i in items[-10:]], result.vectors, marks)
+    assert not again.late and not again.changed  # stored rows reused, terminals untouched
+
+
+def test_late_transactions_are_counted_and_later_vectors_match_again() -> None:
+    items = _stream(400, 2)
+    order = list(items)
+    order[100], order[110] = order[110], order[100]  # one pair arrives swapped
+    states: dict = {}
+    marks: dict = {}
+    got: dict = {}
+    late = []
+    for chunk in range(0, len(order), 5):  # batches of 5, each applied on its own
+        res = apply_items(states, [txn_item(i, ()) for i in order[chunk: chunk + 5]], {}, marks)
+        got.update(res.vectors)
+        late += res.late
+    expected = _core_terminal(items)
+    assert items[100].event.transaction_id in {lt.item_id for lt in late}
+    differ = {t for t in expected if abs(sum(expected[t]) - sum(got[t])) > 1e-6}
+    allowed = {lt.item_id for lt in late}
+    for lt in late:
+        allowed |= {i.event.transaction_id for i in items
+                    if terminal_key(i.event.terminal_id, "m1") == lt.terminal
+                    and lt.from_ms <= i.event.event_ms <= lt.to_ms}
+    assert differ and differ <= allowed
+    assert all(got[t] == expected[t] for t in expected if t > "t0120")  # exact again
+
+
+def test_a_label_applied_ahead_of_a_transaction_marks_that_transaction_late() -> None:
+    a, b = txn("a", T0), txn("b", T0 + 10 * MIN)
+    states: dict = {}
+    marks: dict = {}
+    apply_items(states, [txn_item(a, ())], {}, marks)
+    label = LabelEvent("a", "t:t1", T0, T0 + 20 * MIN, True)
+    assert not apply_items(states, [label_item(label)], {}, marks).late
+    late = apply_items(states, [txn_item(b, ())], {}, marks).late
+    assert [(x.item_id, x.kind) for x in late] == [("b", "transaction")]
+
+
+def test_card_states_roll_back_to_the_committed_json() -> None:
+    cards = CardStates()
+    cards.load_partition(0, {})
+    from features.card import card_update
+
+    state, _ = card_update(None, txn("a", T0).event)
+    cards.put("c1", state, 0)
+    cards.commit(cards.encode_changed())
+    state2, _ = card_update(cards.get("c1", 0), txn("b", T0 + MIN).event)
+    cards.put("c1", state2, 0)
+    cards.rollback()
+    assert cards.get("c1", 0).recent == ["a"]  # type: ignore[union-attr]
+
+
+def test_the_stage_serves_the_feature_service_without_importing_feast(tmp_path: Path) -> None:
+    from features import definitions, redis_layout
+    from features.core import FEATURE_NAMES
+
+    assert redis_layout.TRANSACTION_VIEW == definitions.TRANSACTION_VIEW
+    assert redis_layout.ENTITY_JOIN_KEY == definitions.ENTITY_JOIN_KEY
+    (service,) = [d for d in definitions.build_definitions(tmp_path, timedelta(days=1))
+                  if type(d).__name__ == "FeatureService"]
+    served = [f.name for p in service.feature_view_projections for f in p.features]
+    assert served == list(FEATURE_NAMES)
+
+
+def test_a_capped_release_takes_the_earliest_records_across_partitions() -> None:
+    b = Buffers()
+    b.assign([("tx", 0), ("tx", 1)], 0)
+    for i in range(5):
+        b.add(("tx", 0), txn(f"a{i}", T0 + 10 * i, offset=i), 0)
+        b.add(("tx", 1), txn(f"b{i}", T0 + 10 * i + 5, offset=i, partition=1), 0)
+    b.end(("tx", 0))
+    b.end(("tx", 1))
+    first = b.release(0, limit=3)
+    assert [i.event.transaction_id for i in first[("tx", 0)]] == ["a0", "a1"]
+    assert [i.event.transaction_id for i in first[("tx", 1)]] == ["b0"]
+    rest = b.release(0)
+    assert sum(len(v) for v in rest.values()) == 7

@@ -59,7 +59,21 @@ def train_from_history(
         seed=settings.seed,
     )
     log.info("trained in %.1fs: %s", time.monotonic() - started, result.metrics)
+    log.info("test window %s .. %s\n%s", result.windows["test_start"][:10],
+             result.windows["test_end"][:10], comparison(result))
     return result
+
+
+def comparison(result: TrainResult) -> str:
+    """The model's test metrics next to the textbook baseline's (:mod:`models.baseline`)."""
+    keys = ("average_precision", "roc_auc", "card_precision_at_k", "card_precision_at_k_all",
+            "recall_at_budget")
+    lines = [f"{'metric':<26}{'model':>10}{'baseline_lr':>13}"]
+    for key in keys:
+        model = result.metrics.get(key, float("nan"))
+        base = result.baseline_metrics.get(key, float("nan"))
+        lines.append(f"{key:<26}{model:>10.4f}{base:>13.4f}")
+    return "\n".join(lines)
 
 
 def train_and_register(

@@ -132,13 +132,36 @@ def trained_model(frame: pd.DataFrame, feature_names: tuple[str, ...], config: T
                   calibration: np.ndarray, settings: Settings, label: str = "trained"
                   ) -> Model:
     """Train on the window before the test (``config``'s windows); see the module doc."""
+    return trained_models(frame, feature_names, config, calibration, settings, label)[0]
+
+
+def trained_models(frame: pd.DataFrame, feature_names: tuple[str, ...], config: TrainConfig,
+                   calibration: np.ndarray, settings: Settings, label: str = "trained"
+                   ) -> list[Model]:
+    """The in-process model and, when the frame has its columns, the textbook baseline
+    (:mod:`models.baseline`) fitted on the same labeled train rows."""
     result = train_model(frame, feature_names, config, nthread=settings.xgb_nthread,
                          seed=settings.seed)
-    metrics = dict(result.metrics)
-    rows = frame.loc[calibration, list(result.feature_names)].to_numpy(dtype=np.float64)
+    trained_at = result.windows["train_end"][:10]
+    out = [_calibrated(Model(label, f"{label}@{trained_at}", result.booster,
+                             result.feature_names, dict(result.metrics)),
+                       frame, calibration, config.budget)]
+    if result.baseline is not None:
+        from models.baseline import BASELINE_LABEL
+
+        out.append(_calibrated(Model(BASELINE_LABEL, f"{BASELINE_LABEL}@{trained_at}",
+                                     result.baseline, result.baseline.feature_names,
+                                     dict(result.baseline_metrics)),
+                               frame, calibration, config.budget))
+    return out
+
+
+def _calibrated(model: Model, frame: pd.DataFrame, calibration: np.ndarray,
+                budget: float) -> Model:
+    """``model`` with its alert-budget threshold taken on the calibration rows."""
+    rows = frame.loc[calibration, list(model.feature_names)].to_numpy(dtype=np.float64)
     if rows.size:
-        scores = np.sort(np.asarray(result.booster.inplace_predict(rows), dtype=np.float64))
-        n_alerts = max(1, int(np.ceil(round(config.budget * scores.size, 9))))
-        metrics["budget_threshold"] = float(scores[::-1][n_alerts - 1])
-    return Model(label, f"{label}@{result.windows['train_end'][:10]}", result.booster,
-                 result.feature_names, metrics)
+        scores = np.sort(np.asarray(model.booster.inplace_predict(rows), dtype=np.float64))
+        n_alerts = max(1, int(np.ceil(round(budget * scores.size, 9))))
+        model.metrics["budget_threshold"] = float(scores[::-1][n_alerts - 1])
+    return model

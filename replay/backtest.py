@@ -103,6 +103,12 @@ def run_backtest(frame: pd.DataFrame, feature_names: tuple[str, ...], models: Se
         timings["train_s"] = time.perf_counter() - started
     if not models:
         raise ConfigurationError("nothing to backtest: give a registered model or train one")
+    for model in models:
+        if model.overlaps(w["test_start"], w["test_end"]):
+            log.warning("%s was trained on %s .. %s, which overlaps the test window %s .. %s: "
+                        "its scores there are in-sample and its metrics flattered",
+                        model.label, *(model.train_window or ("?", "?")),
+                        w["test_start"].isoformat(), w["test_end"].isoformat())
     known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
                               frame["label_time"]) if known is None else known
     rows = frame.loc[test]

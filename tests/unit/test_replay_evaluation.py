@@ -108,3 +108,17 @@ def test_prequential_summary_is_mean_and_spread_of_folds(
     assert auc["mean"] == pytest.approx(trained["roc_auc"].mean())
     assert auc["std"] == pytest.approx(trained["roc_auc"].std(ddof=1))
     assert auc["folds"] == len(trained)
+
+
+def test_a_registered_model_trained_on_the_test_window_is_flagged() -> None:
+    from replay.candidates import Model
+
+    test_start = pd.Timestamp("2025-03-01", tz="UTC")
+    test_end = test_start + pd.Timedelta(days=7)
+    inside = Model("champion(v1)", "1", None, ("amount",),
+                   train_window=("2025-02-01T00:00:00+00:00", "2025-03-03T00:00:00+00:00"))
+    before = Model("champion(v1)", "1", None, ("amount",),
+                   train_window=("2025-01-01T00:00:00+00:00", "2025-02-22T00:00:00+00:00"))
+    assert inside.overlaps(test_start, test_end)
+    assert not before.overlaps(test_start, test_end)
+    assert not Model("x", "1", None, ("amount",)).overlaps(test_start, test_end)

@@ -142,9 +142,13 @@ def _history_file(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import train_and_register
+    from models.pipeline import train_and_register, train_config
 
-    version = train_and_register(settings, _history_file(args, settings), alias=args.alias)
+    config = train_config(train_days=args.train_days, delay_days=args.delay_days,
+                          test_days=args.test_days, valid_days=args.valid_days,
+                          test_end=args.test_end)
+    version = train_and_register(settings, _history_file(args, settings), alias=args.alias,
+                                 config=config)
     print(f"registered {settings.model_name} version {version} (alias {args.alias})")
     return 0
 
@@ -284,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", _train, "train on a history and register the model in MLflow")
     p.add_argument("--history", required=True, help="Parquet history, or any mapped file")
     p.add_argument("--alias", default="champion")
+    p.add_argument("--train-days", type=float, default=None,
+                   help="train window length (default: all history before it)")
+    p.add_argument("--delay-days", type=float, default=None, help="gap before the test (7)")
+    p.add_argument("--test-days", type=float, default=None, help="evaluation window (7)")
+    p.add_argument("--valid-days", type=float, default=None,
+                   help="early-stopping tail of the train window (7)")
+    p.add_argument("--test-end", default=None, help="end of the test window (UTC)")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
     p.add_argument("--history", required=True,

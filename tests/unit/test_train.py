@@ -168,3 +168,18 @@ def test_reference_profile_bins_and_sample() -> None:
     assert profile == reference_profile(
         frame, ["x", "const", "gappy"], scores, sample_size=50, seed=1
     )
+
+
+def test_train_windows_come_from_the_command_line() -> None:
+    from infra.cli import build_parser
+    from models.pipeline import DEFAULT_CONFIG, train_config
+
+    args = build_parser().parse_args(["train", "--history", "h.parquet", "--train-days", "7",
+                                      "--valid-days", "3", "--test-end", "2025-03-01"])
+    config = train_config(train_days=args.train_days, delay_days=args.delay_days,
+                          test_days=args.test_days, valid_days=args.valid_days,
+                          test_end=args.test_end)
+    assert (config.train_days, config.valid_days) == (7.0, 3.0)
+    assert config.delay_days == DEFAULT_CONFIG.delay_days  # not given: the default
+    assert config.test_end == pd.Timestamp("2025-03-01", tz="UTC")
+    assert config.unknown_labels == DEFAULT_CONFIG.unknown_labels

@@ -13,7 +13,8 @@ from models.train import TrainConfig, reference_profile, split_windows, train_mo
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 CONFIG = TrainConfig(train_days=40.0, num_boost_round=60, early_stopping_rounds=10,
-                     labels_known_at="train_end", scale_pos_weight="auto")
+                     labels_known_at="train_end", scale_pos_weight="auto",
+                     subsample=0.8, colsample_bytree=0.8)  # subsampling follows the seed
 
 
 def synthetic_frame(n: int = 5000, days: int = 60, seed: int = 0) -> pd.DataFrame:

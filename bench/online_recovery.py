@@ -54,7 +54,8 @@ def experiment(
     before = frame[frame["event_time"] < cut]
     result = train_model(before, FEATURE_NAMES,
                          TrainConfig(test_end=cut, test_days=4, delay_days=2, valid_days=4,
-                                     unknown_labels="genuine", budget=budget),
+                                     unknown_labels="genuine", budget=budget,
+                                     labels_known_at="train_end", scale_pos_weight="auto"),
                          nthread=1, seed=seed)
     xgb = result.booster.inplace_predict(frame[list(FEATURE_NAMES)].to_numpy(np.float64))
     streamed = stream_online(frame, FEATURE_NAMES, np.asarray(xgb), stream)

@@ -50,7 +50,11 @@ CARD_FEATURE_NAMES: tuple[str, ...] = (
     "card_new_merchant_30d", "card_new_device_30d", "card_new_country_30d",
     "card_age_days", "card_profile_amount_ewm", "card_profile_ecom_share",
     "card_profile_night_share",
+    # label-aware (see card_label / label_features): frauds of the card known before T
+    "card_known_fraud_count_30d", "card_known_compromised",
 )
+KNOWN_FRAUD_DAYS = 30  # card_known_fraud_count_30d: known frauds among the last 30 days
+COMPROMISED_DAYS = TXN_MAP_DAYS  # card_known_compromised: a known fraud in the last 60 days
 
 Features = tuple[float, ...]
 
@@ -100,9 +104,10 @@ class CardState:
     txns_sorted: bool = True  # ``txns`` is in event-time order (pruned from the front)
     # [partition, offset] of the last transaction the stream worker folded in (None offline)
     source: list[int] | None = None
+    frauds: dict[str, int] = field(default_factory=dict)  # fraud-labeled tid -> event ms
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "w10m": self.w10m.to_list(), "w1h": self.w1h.to_list(),
             "w24h": self.w24h.to_list(), "d": self.days.to_list(), "f": self.first_ms,
             "l": self.last_ms, "p": self.pruned_day, "s": self.seen, "e": self.ewm,
@@ -110,6 +115,8 @@ class CardState:
         }
         if self.source is not None:
             data["o"] = self.source
+        if self.frauds:
+            data["k"] = self.frauds
         return data
 
     @classmethod
@@ -122,7 +129,7 @@ class CardState:
             first_ms=data["f"], last_ms=data["l"], pruned_day=data["p"],
             seen=[dict(s) for s in data["s"]], ewm=list(data["e"]), txns=dict(data.get("x", {})),
             recent=list(data["r"]), txns_sorted=bool(data.get("xs", False)),
-            source=data.get("o"),
+            source=data.get("o"), frauds=dict(data.get("k", {})),
         )
 
     def transaction_terminal(self, transaction_id: str) -> tuple[str, int] | None:
@@ -150,7 +157,9 @@ def _prune(state: CardState, now: int, day: int) -> None:
             dead.append(tid)
         for tid in dead:
             del txns[tid]
+        _prune_frauds(state, old)
         return
+    _prune_frauds(state, old)
     for tid in [t for t, (_, ms) in txns.items() if ms < old]:
         del txns[tid]
     times = [hit[1] for hit in txns.values()]
@@ -240,6 +249,7 @@ def card_update(state: CardState | None, event: Event) -> tuple[CardState, Featu
         1.0 if new_country else 0.0,
         (now - first_ms) / DAY_MS, *profile,
     )
+    features += label_features(state, now)
     state.recent.append(event.transaction_id)
     if len(state.recent) > DEDUP_SIZE:
         del state.recent[0]
@@ -254,7 +264,47 @@ def card_label(state: CardState, transaction_id: str, label_ms: int, fraud: bool
     card has folded in every transaction before ``label_ms`` (see
     :meth:`features.core.FeatureCore.run`), so T's card features see exactly the labels with
     ``label_ms < T.event_ms``. Idempotent per (transaction, verdict); returns ``state``.
-    No card feature reads labels yet: the state is returned unchanged.
+
+    A fraud verdict records the transaction (with its event time, from the card's id map;
+    a transaction the map no longer holds is ignored); a genuine verdict withdraws it.
     """
+    if fraud:
+        hit = state.txns.get(transaction_id)
+        if hit is not None and transaction_id not in state.frauds:
+            state.frauds[transaction_id] = int(hit[1])
+    else:
+        state.frauds.pop(transaction_id, None)
     return state
+
+
+def _prune_frauds(state: CardState, old: int) -> None:
+    """Forget fraud labels of transactions before ``old`` (no feature reads them)."""
+    frauds = state.frauds
+    if frauds:
+        for tid in [t for t, ms in frauds.items() if ms < old]:
+            del frauds[tid]
+
+
+def label_features(state: CardState, now: int) -> Features:
+    """The card's known fraud history before T (labels folded in by :func:`card_label`).
+
+    ``card_known_fraud_count_30d``: transactions of the card in ``(T - 30 d, T]`` whose
+    fraud label was known before T; ``card_known_compromised``: 1.0 when any transaction of
+    the card in ``(T - 60 d, T]`` was known fraud before T (the card is "already known
+    compromised": under label delay it is the strongest card signal, since a stolen card
+    keeps being used for days). Both depend only on the labels and event times, not on when
+    the state was pruned.
+    """
+    frauds = state.frauds
+    if not frauds:
+        return (0.0, 0.0)
+    recent = now - KNOWN_FRAUD_DAYS * DAY_MS
+    compromised = now - COMPROMISED_DAYS * DAY_MS
+    count, any_known = 0, False
+    for ms in frauds.values():
+        if ms > compromised:
+            any_known = True
+            if ms > recent:
+                count += 1
+    return (float(count), 1.0 if any_known else 0.0)
 

@@ -4,7 +4,9 @@ Models are trained against :data:`FEATURE_SERVICE_NAME`; its ordered feature lis
 model signature, and a scorer refuses a model whose features that service cannot serve.
 Bump the service version whenever the feature list or a feature's meaning changes
 (v2: card windows from 10 minutes to 30 days, card profile, terminal volumes and
-label-aware terminal fraud rates — see ``docs/features.md``).
+label-aware terminal fraud rates; v3: label-delay-aware features — terminal counts and
+fraud rates over windows ending the label delay before T, and the card's known frauds —
+see ``docs/features.md``).
 
 Only definitions live here (no I/O): :mod:`features.store` applies them to a registry.
 """
@@ -24,7 +26,7 @@ from feast.value_type import ValueType
 
 from features.core import FEATURE_NAMES
 
-FEATURE_SERVICE_NAME = "fraud_features_v2"
+FEATURE_SERVICE_NAME = "fraud_features_v3"
 TRANSACTION_VIEW = "transaction_features"
 TRANSACTION_PUSH_SOURCE = "transaction_features_push"
 TIMESTAMP_FIELD = "event_timestamp"
@@ -70,6 +72,6 @@ def build_definitions(offline_dir: Path, ttl: timedelta) -> list[object]:
     service = FeatureService(
         name=FEATURE_SERVICE_NAME,
         features=[view[list(FEATURE_NAMES)]],
-        description="features of batch models v2, in signature order",
+        description="features of batch models v3, in signature order",
     )
     return [transaction, batch_source, push_source, view, service]

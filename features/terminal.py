@@ -14,8 +14,15 @@ of T (no label from T's future can be in the state when T is applied) and only f
 transactions inside T's window. The same order is used by the backfill and by the stream
 worker's merge (:mod:`features.merge`), which is what makes them equal.
 
-Memory is bounded (1 h / 24 h sliding windows, 30 daily buckets, fraud-labeled ids of the
-last 31 days); work per item is amortised O(1). Redelivery: items are applied in
+Label delay: a fraud label typically becomes known :data:`LABEL_DELAY_DAYS` days after its
+transaction, so windows that end at T hold mostly unlabeled transactions (the 7-day fraud
+count is ~0 under a 7-day delay). The *delayed* features count transactions and known frauds
+over the days ``(day(T) - d - w, day(T) - d]`` for ``w`` in 1 / 7 / 30 and ``d`` =
+:data:`LABEL_DELAY_DAYS`: windows whose labels have matured by T (still only labels known by
+T; denominators over the same days).
+
+Memory is bounded (1 h / 24 h sliding windows, ``d + 30`` daily buckets, fraud-labeled ids of
+the last ``d + 31`` days); work per item is amortised O(1). Redelivery: items are applied in
 :func:`item_order`, so an item at or before the last one applied was applied already
 (:func:`terminal_update` returns None for it; labels are idempotent anyway).
 """
@@ -29,10 +36,34 @@ from features.card import HOUR_MS, Features
 from features.windows import DAY_MS, DayBuckets, Sliding
 
 LABEL, TRANSACTION = 0, 1
+# The typical label delay d (days) of the delayed-window features: a module constant, not a
+# settings read, so the math stays pure; the stream and the backfill use the same value.
+LABEL_DELAY_DAYS = 7
+DELAYED_WINDOWS = (1, 7, 30)  # w: days of each delayed window
+
+
+def day_spans(delay: int = LABEL_DELAY_DAYS) -> tuple[int, ...]:
+    """The day spans a terminal keeps running totals for: 7 and 30 (windows ending at T)
+    and ``d``, ``d + w`` (delayed windows are differences of two spans).
+
+    >>> day_spans(7)
+    (7, 8, 14, 30, 37)
+    """
+    if delay < 1:
+        raise ValueError(f"label delay must be >= 1 day, got {delay}")
+    return tuple(sorted({7, 30, delay, *(delay + w for w in DELAYED_WINDOWS)}))
+
+
+SPANS = day_spans()
+KNOWN_DAYS = SPANS[-1] + 1  # fraud-labeled ids older than this are forgotten
 TERMINAL_FEATURE_NAMES: tuple[str, ...] = (
     "term_txn_count_1h", "term_txn_count_24h", "term_txn_count_7d", "term_txn_count_30d",
     "term_amount_mean_24h", "term_fraud_count_7d", "term_fraud_count_30d",
     "term_fraud_rate_7d", "term_fraud_rate_30d",
+    *(f"term_txn_count_{w}d_delayed" for w in DELAYED_WINDOWS),
+    *(f"term_fraud_count_{w}d_delayed" for w in DELAYED_WINDOWS),
+    *(f"term_fraud_rate_{w}d_delayed" for w in DELAYED_WINDOWS),
+    "term_fraud_count_known_long",
 )
 
 
@@ -52,7 +83,19 @@ def item_order(time_ms: int, kind: int, transaction_id: str) -> tuple[int, int, 
 
 
 def _days() -> DayBuckets:
-    return DayBuckets((7, 30), 2)  # transactions, fraud labels known so far
+    return DayBuckets(SPANS, 2)  # transactions, fraud labels known so far
+
+
+def _migrate(days: DayBuckets) -> DayBuckets:
+    """A stored state with other spans (an older version) re-bucketed onto :data:`SPANS`
+    (the days it kept are exact; delayed windows reaching past them start empty)."""
+    if days.spans == SPANS:
+        return days
+    new = _days()
+    new.advance(days.day)
+    for bucket in days.buckets:
+        new.add_all(int(bucket[0]), tuple(bucket[1:]))
+    return new
 
 
 @dataclass
@@ -72,7 +115,7 @@ class TerminalState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TerminalState:
         return cls(w1h=Sliding.from_list(data["h"]), w24h=Sliding.from_list(data["d24"]),
-                   days=DayBuckets.from_list(data["d"]), frauds=dict(data["f"]),
+                   days=_migrate(DayBuckets.from_list(data["d"])), frauds=dict(data["f"]),
                    last=data["l"])
 
 
@@ -80,7 +123,7 @@ def _advance(state: TerminalState, now: int) -> None:
     day = now // DAY_MS
     if day > state.days.day:
         state.days.advance(day)
-        oldest = day - 31
+        oldest = day - KNOWN_DAYS
         for tid in [t for t, d in state.frauds.items() if d < oldest]:
             del state.frauds[tid]
 
@@ -124,15 +167,34 @@ def terminal_update(
     return state, _features(state)
 
 
+_AT = {span: i for i, span in enumerate(SPANS)}
+
+
 def _features(state: TerminalState) -> Features:
-    n7, f7 = state.days.totals[0]
-    n30, f30 = state.days.totals[1]
+    totals = state.days.totals
+    n7, f7 = totals[_AT[7]]
+    n30, f30 = totals[_AT[30]]
     n24 = state.w24h.count
     return (
         float(state.w1h.count), float(n24), n7, n30,
         state.w24h.total / n24 if n24 else 0.0,
         f7, f30, f7 / n7 if n7 > 0 else 0.0, f30 / n30 if n30 > 0 else 0.0,
+        *_delayed(totals),
     )
+
+
+def _delayed(totals: list[list[float]]) -> Features:
+    """Transactions, known frauds and fraud rate over ``(day - d - w, day - d]`` for each
+    ``w``, then the known frauds over all ``d + 30`` days (counts are whole numbers, so the
+    differences of running totals are exact)."""
+    n_end, f_end = totals[_AT[LABEL_DELAY_DAYS]]
+    counts, frauds = [], []
+    for w in DELAYED_WINDOWS:
+        n_span, f_span = totals[_AT[LABEL_DELAY_DAYS + w]]
+        counts.append(n_span - n_end)
+        frauds.append(f_span - f_end)
+    rates = [f / n if n > 0 else 0.0 for n, f in zip(counts, frauds, strict=True)]
+    return (*counts, *frauds, *rates, totals[-1][1])
 
 
 def terminal_peek(state: TerminalState | None) -> Features:

@@ -14,8 +14,9 @@ Reproduces :meth:`features.core.FeatureCore.run` on the terminal side; see
   which becomes a far-past ``label_ms``).
 - A fraud label counts +1 in the day bucket of its transaction when that bucket exists,
   i.e. the terminal applied a transaction that day before the label (``ms < label_ms``),
-  and is within 30 days of the label's day; a later genuine verdict withdraws it. Fraud
-  counts of T then sum the counted labels with ``label_ms <= T`` in T's 7 / 30 day span.
+  and is within the longest span (``d + 30`` days) of the label's day; a later genuine
+  verdict withdraws it. Fraud counts of T then sum the counted labels with
+  ``label_ms <= T`` in each of T's day spans; delayed windows are differences of spans.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.card import CARD_FEATURE_NAMES, HOUR_MS, TXN_MAP_CAP
+from features.terminal import DELAYED_WINDOWS, KNOWN_DAYS, LABEL_DELAY_DAYS, SPANS
 from features.vector_card import CardPass, Rows
 from features.vector_windows import GroupClock, Unsupported, put_columns, sliding_sums
 from features.windows import DAY_MS
 
 N_CARD = len(CARD_FEATURE_NAMES)
-SPANS = (7, 30)
-KNOWN_DAYS = 31  # terminal_label forgets fraud-labeled ids older than this
 
 
 @dataclass(frozen=True)
@@ -155,10 +155,11 @@ def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labe
     return dense[moving], lms[moving], eday[moving], effect[moving]
 
 
-def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarray
-                      ) -> np.ndarray:
+def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarray,
+                      resolved: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Write the terminal features of every row the terminals apply into its row of
-    ``out`` (the columns after the card's); return those rows."""
+    ``out`` (the columns after the card's); return those rows. ``resolved``: the result
+    of :func:`resolve` when the caller has it already."""
     applied = np.zeros(len(rows.ms), dtype=bool)
     applied[cards.sel] = True
     order, keep = terminal_order(rows, applied)
@@ -172,9 +173,9 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
     n = {span: idx - clock.first_at((day - span + 1) * DAY_MS) + 1 for span in SPANS}
     n24 = idx - lo24 + 1
     mean24 = sliding_sums(amount, lo24)[0] / n24
-    which, row = resolve(rows, cards, labels)
+    which, row = resolved if resolved is not None else resolve(rows, cards, labels)
     dense, lms, eday, effect = label_effects(rows, sel, clock, labels, which, row)
-    frauds = {}
+    frauds: dict[int, np.ndarray] = {}
     for span in SPANS:  # a label counts for T with label_ms <= T.ms < (its day + span) days
         start = clock.first_at(lms, dense)
         end = clock.first_at((eday + span) * DAY_MS, dense)
@@ -184,6 +185,17 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
         np.add.at(diff, end[live], -effect[live])
         frauds[span] = np.cumsum(diff[:-1])
     columns = [idx - lo1h + 1, n24, n[7], n[30], mean24, frauds[7], frauds[30],
-               frauds[7] / n[7], frauds[30] / n[30]]
+               frauds[7] / n[7], frauds[30] / n[30], *_delayed(n, frauds)]
     put_columns(out, sel, columns, N_CARD)
     return sel
+
+
+def _delayed(n: dict[int, np.ndarray], frauds: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """:func:`features.terminal._delayed` for every row: counts as exact integers, then
+    the rate as one float division (as the core divides two whole-number floats)."""
+    d = LABEL_DELAY_DAYS
+    counts = [(n[d + w] - n[d]).astype(np.float64) for w in DELAYED_WINDOWS]
+    fraud = [(frauds[d + w] - frauds[d]).astype(np.float64) for w in DELAYED_WINDOWS]
+    rates = [np.where(c > 0, f / np.where(c > 0, c, 1.0), 0.0)
+             for c, f in zip(counts, fraud, strict=True)]
+    return [*counts, *fraud, *rates, frauds[SPANS[-1]].astype(np.float64)]

@@ -36,7 +36,8 @@ import pandas as pd
 from features.backfill import _ms, compute_features
 from features.core import FEATURE_NAMES
 from features.vector_card import Rows, applied_rows, card_features
-from features.vector_terminal import Labels, terminal_features
+from features.vector_card_labels import card_label_features
+from features.vector_terminal import Labels, resolve, terminal_features
 from features.vector_windows import Unsupported
 
 log = logging.getLogger("fraudstream.features.vectorised")
@@ -139,7 +140,9 @@ def _features(frame: pd.DataFrame, labels: pd.DataFrame | None) -> np.ndarray:
         own = np.flatnonzero(l_fraud)
         labeled = Labels(l_card_code[own], l_tid_code[own], l_tid[own], l_ms[own],
                          l_fraud[own], row=own)
-    applied = terminal_features(rows, cards, labeled, out)
+    resolved = resolve(rows, cards, labeled)
+    card_label_features(rows, cards, labeled, resolved, out)
+    applied = terminal_features(rows, cards, labeled, out, resolved)
     if n_ids < n:  # repeated ids: every row gets its id's last applied vector
         last = np.full(n_ids, -1, dtype=np.int64)
         np.maximum.at(last, rows.tid_code[applied], applied)

@@ -274,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", required=True, help="Parquet history, or any mapped file")
     p.add_argument("--alias", default="champion",
                    help="alias to point at the new version ('none': no alias)")
+    p.add_argument("--train-days", type=float, default=None,
+                   help="train window length (default: all history before it)")
+    p.add_argument("--delay-days", type=float, default=None, help="gap before the test (7)")
+    p.add_argument("--test-days", type=float, default=None, help="evaluation window (7)")
+    p.add_argument("--valid-days", type=float, default=None,
+                   help="early-stopping tail of the train window (7)")
+    p.add_argument("--test-end", default=None, help="end of the test window (UTC)")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
     p.add_argument("--history", default=None,

@@ -47,12 +47,15 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from features.definitions import FEATURE_SERVICE_NAME
     from models.card import slices_of_test_window
     from models.lineage import data_lineage
-    from models.pipeline import train_frame_from_history
+    from models.pipeline import train_config, train_frame_from_history
     from models.registry import ModelRegistry
 
     history = history_file(args, settings)
+    config = train_config(train_days=args.train_days, delay_days=args.delay_days,
+                          test_days=args.test_days, valid_days=args.valid_days,
+                          test_end=args.test_end)
     with stages(["features and training", "register"], "train") as bar:
-        frame, result = train_frame_from_history(settings, history)
+        frame, result = train_frame_from_history(settings, history, config)
         bar.next()
         alias = None if args.alias == "none" else args.alias
         version = ModelRegistry(settings).log_and_register(

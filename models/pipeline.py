@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,16 @@ log = logging.getLogger("fraudstream.models.pipeline")
 # Production convention: a transaction with no fraud report by the labels' cut-off counts as
 # genuine (genuine labels never "arrive"; frauds reported later are label noise in training).
 DEFAULT_CONFIG = TrainConfig(unknown_labels="genuine")
+
+
+def train_config(**windows: float | str | None) -> TrainConfig:
+    """:data:`DEFAULT_CONFIG` with the windows given (None: keep the default); the
+    ``train`` command's ``--train-days/--delay-days/--test-days/--valid-days/--test-end``."""
+    changes: dict[str, object] = {k: v for k, v in windows.items() if v is not None}
+    if isinstance(changes.get("test_end"), str):
+        end = pd.Timestamp(str(changes["test_end"]))
+        changes["test_end"] = end.tz_localize("UTC") if end.tzinfo is None else end
+    return replace(DEFAULT_CONFIG, **changes)  # type: ignore[arg-type]
 
 
 def training_frame(history: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +79,25 @@ def train_frame_from_history(
         seed=settings.seed,
     )
     log.info("trained in %.1fs: %s", time.monotonic() - started, result.metrics)
+    w = result.windows
+    log.info("windows: train %s .. %s (early-stopping tail from %s, %d rows, %d known "
+             "fraud), delay, test %s .. %s\n%s", w["train_start"][:16], w["train_end"][:16],
+             w["valid_start"][:16], result.counts.get("valid", 0),
+             result.counts.get("valid_fraud", 0), w["test_start"][:16], w["test_end"][:16],
+             comparison(result))
     return frame, result
+
+
+def comparison(result: TrainResult) -> str:
+    """The model's test metrics next to the textbook baseline's (:mod:`models.baseline`)."""
+    keys = ("average_precision", "roc_auc", "card_precision_at_k", "card_precision_at_k_all",
+            "recall_at_budget")
+    lines = [f"{'metric':<26}{'model':>10}{'baseline_lr':>13}"]
+    for key in keys:
+        model = result.metrics.get(key, float("nan"))
+        base = result.baseline_metrics.get(key, float("nan"))
+        lines.append(f"{key:<26}{model:>10.4f}{base:>13.4f}")
+    return "\n".join(lines)
 
 
 def train_and_register(

@@ -33,7 +33,7 @@ from features.vectorised import compute_features_vectorised
 from infra.errors import ConfigurationError, InvalidInput
 from infra.settings import Settings
 from models.train import TrainConfig, split_windows
-from replay.candidates import STREAM_POLICY, Model, PolicySpec, trained_model
+from replay.candidates import STREAM_POLICY, Model, PolicySpec, trained_models
 from replay.evaluation import daily_metrics, decide, known_compromised, metrics_row, pr_curve
 
 log = logging.getLogger("fraudstream.replay.backtest")
@@ -78,7 +78,8 @@ def run_backtest(frame: pd.DataFrame, feature_names: tuple[str, ...], models: Se
                  settings: Settings, config: BacktestConfig | None = None, *,
                  policies: Sequence[PolicySpec] = (STREAM_POLICY,), train: bool = False,
                  known: dict[object, pd.Timestamp] | None = None) -> BacktestResult:
-    """Score the test window with every model x policy (plus an in-process model if ``train``).
+    """Score the test window with every model x policy (plus, if ``train``, an in-process
+    model and the logistic-regression baseline trained on the same rows).
 
     ``frame`` comes from :func:`feature_frame`; ``known`` (card -> first fraud report) is
     computed from ``frame`` when not given. Raises ``ConfigurationError`` on an empty test
@@ -97,10 +98,17 @@ def run_backtest(frame: pd.DataFrame, feature_names: tuple[str, ...], models: Se
     models = list(models)
     if train:
         started = time.perf_counter()
-        models.append(trained_model(frame, feature_names, config.train, calibration, settings))
+        # the model and the textbook baseline (models.baseline), on the same train rows
+        models += trained_models(frame, feature_names, config.train, calibration, settings)
         timings["train_s"] = time.perf_counter() - started
     if not models:
         raise ConfigurationError("nothing to backtest: give a registered model or train one")
+    for model in models:
+        if model.overlaps(w["test_start"], w["test_end"]):
+            log.warning("%s was trained on %s .. %s, which overlaps the test window %s .. %s: "
+                        "its scores there are in-sample and its metrics flattered",
+                        model.label, *(model.train_window or ("?", "?")),
+                        w["test_start"].isoformat(), w["test_end"].isoformat())
     known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
                               frame["label_time"]) if known is None else known
     rows = frame.loc[test]

@@ -42,6 +42,17 @@ class Model:
     booster: Any
     feature_names: tuple[str, ...]
     metrics: dict[str, float] = field(default_factory=dict)
+    train_window: tuple[str, str] | None = None  # registered models: [train_start, train_end)
+
+    def overlaps(self, test_start: pd.Timestamp, test_end: pd.Timestamp) -> bool:
+        """Whether the model was trained on rows of ``[test_start, test_end)``: its scores
+        there are in-sample, and the backtest flatters it."""
+        if self.train_window is None:
+            return False
+        start, end = (pd.Timestamp(t) for t in self.train_window)
+        start = start.tz_localize("UTC") if start.tzinfo is None else start
+        end = end.tz_localize("UTC") if end.tzinfo is None else end
+        return bool(start < test_end and test_start < end)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """``booster.inplace_predict`` on the features in signature order (as the scorer)."""
@@ -104,7 +115,20 @@ def registry_model(settings: Settings, spec: str) -> Model:
         return _load_version(registry, spec.lstrip("v"))
     loaded = registry.load(spec)
     return Model(f"{spec}(v{loaded.version})", loaded.version, loaded.booster,
-                 loaded.feature_names, loaded.metrics)
+                 loaded.feature_names, loaded.metrics,
+                 _train_window(registry, str(loaded.version)))
+
+
+def _train_window(registry: Any, version: str) -> tuple[str, str] | None:
+    """``(train_start, train_end)`` as recorded with the version (``window.*`` tags)."""
+    try:
+        mv = registry.client.get_model_version(registry.settings.model_name, version)
+    except Exception:  # noqa: BLE001 - the window only feeds a warning
+        return None
+    tags = mv.tags or {}
+    if "window.train_start" in tags and "window.train_end" in tags:
+        return str(tags["window.train_start"]), str(tags["window.train_end"])
+    return None
 
 
 def _load_version(registry: Any, version: str) -> Model:
@@ -125,20 +149,46 @@ def _load_version(registry: Any, version: str) -> Model:
                (run.data.metrics if run else {}).items() if k.startswith("test_")}
     registry._activate()  # MLflow's loader only reads process-global URIs
     booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
-    return Model(f"v{version}", str(version), booster, tuple(json.loads(raw)), metrics)
+    window = ((str(mv.tags["window.train_start"]), str(mv.tags["window.train_end"]))
+              if "window.train_start" in mv.tags and "window.train_end" in mv.tags else None)
+    return Model(f"v{version}", str(version), booster, tuple(json.loads(raw)), metrics,
+                 window)
 
 
 def trained_model(frame: pd.DataFrame, feature_names: tuple[str, ...], config: TrainConfig,
                   calibration: np.ndarray, settings: Settings, label: str = "trained"
                   ) -> Model:
     """Train on the window before the test (``config``'s windows); see the module doc."""
+    return trained_models(frame, feature_names, config, calibration, settings, label)[0]
+
+
+def trained_models(frame: pd.DataFrame, feature_names: tuple[str, ...], config: TrainConfig,
+                   calibration: np.ndarray, settings: Settings, label: str = "trained"
+                   ) -> list[Model]:
+    """The in-process model and, when the frame has its columns, the textbook baseline
+    (:mod:`models.baseline`) fitted on the same labeled train rows."""
     result = train_model(frame, feature_names, config, nthread=settings.xgb_nthread,
                          seed=settings.seed)
-    metrics = dict(result.metrics)
-    rows = frame.loc[calibration, list(result.feature_names)].to_numpy(dtype=np.float64)
+    trained_at = result.windows["train_end"][:10]
+    out = [_calibrated(Model(label, f"{label}@{trained_at}", result.booster,
+                             result.feature_names, dict(result.metrics)),
+                       frame, calibration, config.budget)]
+    if result.baseline is not None:
+        from models.baseline import BASELINE_LABEL
+
+        out.append(_calibrated(Model(BASELINE_LABEL, f"{BASELINE_LABEL}@{trained_at}",
+                                     result.baseline, result.baseline.feature_names,
+                                     dict(result.baseline_metrics)),
+                               frame, calibration, config.budget))
+    return out
+
+
+def _calibrated(model: Model, frame: pd.DataFrame, calibration: np.ndarray,
+                budget: float) -> Model:
+    """``model`` with its alert-budget threshold taken on the calibration rows."""
+    rows = frame.loc[calibration, list(model.feature_names)].to_numpy(dtype=np.float64)
     if rows.size:
-        scores = np.sort(np.asarray(result.booster.inplace_predict(rows), dtype=np.float64))
-        n_alerts = max(1, int(np.ceil(round(config.budget * scores.size, 9))))
-        metrics["budget_threshold"] = float(scores[::-1][n_alerts - 1])
-    return Model(label, f"{label}@{result.windows['train_end'][:10]}", result.booster,
-                 result.feature_names, metrics)
+        scores = np.sort(np.asarray(model.booster.inplace_predict(rows), dtype=np.float64))
+        n_alerts = max(1, int(np.ceil(round(budget * scores.size, 9))))
+        model.metrics["budget_threshold"] = float(scores[::-1][n_alerts - 1])
+    return model

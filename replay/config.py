@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any, Literal, get_args
 
 from infra.errors import ConfigurationError
+from replay.classic import ClassicSpec
 
 ScenarioName = Literal["card_testing", "compromised_terminal", "account_takeover"]
 SCENARIOS: tuple[ScenarioName, ...] = get_args(ScenarioName)
@@ -60,6 +61,10 @@ class SimulationConfig:
     analyst_hours: tuple[float, float] = (0.5, 12.0)
     chargeback_days: tuple[float, float] = (2.0, 45.0)
     genuine_maturity_days: float = 30.0
+    # every fraud known exactly this many days after its transaction (None: analyst /
+    # chargeback timing above); see replay.labels
+    label_delay_days: float | None = None
+    classic: ClassicSpec | None = None  # the benchmark's scenarios (replay.classic); off
     id_prefix: str | None = None  # transaction ids are f"{prefix}{n:09d}"; default f"s{seed}-"
 
     def __post_init__(self) -> None:
@@ -84,6 +89,10 @@ class SimulationConfig:
             problems.append("id_prefix may hold only letters, digits and _.:- (max 40)")
         if self.genuine_maturity_days < 0:
             problems.append("genuine_maturity_days must be >= 0")
+        if self.label_delay_days is not None and self.label_delay_days < 0:
+            problems.append("label_delay_days must be >= 0")
+        if self.classic is not None:
+            problems += self.classic.problems()
         if problems:
             raise ConfigurationError("invalid SimulationConfig: " + "; ".join(problems))
 
@@ -99,6 +108,17 @@ class SimulationConfig:
                             old.start_day if start_day is None else start_day)
         changes: dict[str, Any] = {name: spec}
         return replace(self, **changes)
+
+    @classmethod
+    def classic_world(cls, *, days: int = 100, n_customers: int = 2000,
+                      n_terminals: int = 2000, seed: int = 7,
+                      label_delay_days: float = 7.0) -> SimulationConfig:
+        """The published benchmark's conditions on this simulator: only the classic
+        scenarios (:mod:`replay.classic`) and every fraud known ``label_delay_days`` later."""
+        none = ScenarioSpec(0.0)
+        return cls(n_customers=n_customers, n_terminals=n_terminals, days=days, seed=seed,
+                   card_testing=none, compromised_terminal=none, account_takeover=none,
+                   classic=ClassicSpec(), label_delay_days=label_delay_days)
 
     @property
     def fraud_share(self) -> float:

@@ -9,6 +9,9 @@ event, which keeps ``label_time >= event_time`` for every row:
 - otherwise a chargeback ``chargeback_days`` later (triangular, mode near the low end, since
   most disputes come within a couple of weeks and a few take over a month).
 
+With ``config.label_delay_days`` set, every fraudulent row is instead labeled exactly that
+long after its own event (source ``chargeback``): the fixed delay of the published benchmark.
+
 Genuine rows never get a positive verdict; they *mature* as genuine ``genuine_maturity_days``
 after their event (source ``matured``): the delay after which a missing chargeback is taken
 as proof. Training and evaluation code must only use labels with ``label_time`` at or before
@@ -44,6 +47,10 @@ def assign_labels(
     source = np.full(len(event_ms), MATURED, dtype=object)
     fraud = np.flatnonzero(is_fraud)
     if not len(fraud):
+        return label_ms, source
+    if config.label_delay_days is not None:
+        label_ms[fraud] = event_ms[fraud] + int(round(config.label_delay_days * DAY_MS))
+        source[fraud] = CHARGEBACK
         return label_ms, source
     key = incident[fraud] * (int(cust.max()) + 1) + cust[fraud]
     groups, inverse = np.unique(key, return_inverse=True)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, time
 import numpy as np
 import pandas as pd
 
+from replay.classic import classic as _classic
 from replay.config import SCENARIOS, ScenarioSpec, SimulationConfig
 from replay.history import (
     EXTRA_COLUMNS,
@@ -47,7 +48,7 @@ __all__ = [
     "iter_transactions", "to_transaction_records", "label_records",
 ]
 DOMESTIC_ECOM = 0.8  # share of ecom purchases at shops of the customer's own country
-_STAGES = ("population", "genuine", *SCENARIOS, "labels")
+_STAGES = ("population", "genuine", *SCENARIOS, "labels", "classic")  # append new stages
 
 
 def _genuine(rng: np.random.Generator, pop: Population, config: SimulationConfig,
@@ -132,6 +133,9 @@ def simulate(config: SimulationConfig) -> pd.DataFrame:
     n_genuine = size(genuine)
     fraud_devices = np.array([f"X{i:05d}" for i in range(64)], dtype=object)
     batches, incident = [genuine], 0
+    if config.classic is not None:
+        incident = _classic(rng["classic"], config.classic, genuine, pop, start_ms,
+                            config.days, incident)
     for name in SCENARIOS:
         target = config.scenario(name).share * n_genuine
         if target <= 0:

@@ -22,10 +22,12 @@ from features.core import (
     Label,
     LabelEvent,
     TerminalState,
+    card_label,
     card_update,
     terminal_label,
     terminal_update,
 )
+from features.terminal import KNOWN_DAYS, LABEL_DELAY_DAYS, SPANS
 from features.windows import DayBuckets, Sliding
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
@@ -143,7 +145,7 @@ def test_redelivery_does_not_double_count() -> None:
     assert terminal_update(term, "t1", T0, 5.0)[1] is None
     assert terminal_update(term, "t2", T0 + 1000, 5.0)[1] is None
     assert json.dumps(term.to_dict()) == snapshot
-    assert feats == (1.0, 1.0, 1.0, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0)
+    assert feats[:9] == (1.0, 1.0, 1.0, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def test_states_survive_a_json_round_trip() -> None:
@@ -175,13 +177,15 @@ def test_memory_is_bounded() -> None:
         state, _ = card_update(state, ev(i, ms, device=f"d{i}", merchant=f"m{i}"))
         terminal, _ = terminal_update(terminal, f"t{i}", ms, 1.0)
         terminal = terminal_label(terminal, LabelEvent(f"t{i}", "t1", ms, ms, True))
+        card_label(state, f"t{i}", ms, True)
     assert state is not None and terminal is not None
-    assert len(state.days.buckets) <= 30 and len(terminal.days.buckets) <= 30
+    assert len(state.days.buckets) <= 30 and len(terminal.days.buckets) <= SPANS[-1]
+    assert len(state.frauds) <= 60 * 8 + 8
     assert state.w24h.count <= 8 and state.w10m.count <= 1
     assert max(len(s) for s in state.seen) <= 30 * 8 + 8
     assert len(state.txns) <= 60 * 8 + 8 <= TXN_MAP_CAP
     assert len(state.recent) <= 16
-    assert len(terminal.frauds) <= 32 * 8
+    assert len(terminal.frauds) <= (KNOWN_DAYS + 1) * 8
 
 
 def test_terminal_fraud_rate_uses_only_labels_known_at_event_time() -> None:
@@ -237,3 +241,76 @@ def test_determinism_and_backfill_equals_feature_core() -> None:
     for i, r in enumerate(rows):
         assert tuple(a.iloc[i]) == vectors[r["transaction_id"]]
     assert len(FEATURE_NAMES) == len(CARD_FEATURE_NAMES) + len(TERMINAL_FEATURE_NAMES)
+
+
+def test_delayed_windows_count_matured_days_only() -> None:
+    """One transaction a day at a terminal; every one of the first 20 days is fraud and its
+    label arrives exactly d days later. On day 40 the delayed windows are the days
+    (40 - d - w, 40 - d] and see only labels known by then."""
+    d = LABEL_DELAY_DAYS
+    items = []
+    for day in range(41):
+        items.append((T0 + day * DAY_MS + HOUR_MS, "tx", day))
+        if day < 20:
+            items.append((T0 + (day + d) * DAY_MS + HOUR_MS, "label", day))
+    items.sort(key=lambda it: (it[0], it[1] != "label"))  # labels first at the same ms
+    state, feats = None, {}
+    for ms, kind, day in items:
+        if kind == "label":
+            state = terminal_label(state, LabelEvent(f"t{day}", "t1",
+                                                     T0 + day * DAY_MS + HOUR_MS, ms, True))
+        else:
+            state, f = terminal_update(state, f"t{day}", ms, 1.0)
+            feats[day] = dict(zip(TERMINAL_FEATURE_NAMES, f or (), strict=True))
+    at = feats[24]  # matured days 17..16-w+1 .. up to 17: frauds on days <= 19 only
+    assert at["term_txn_count_1d_delayed"] == 1.0
+    assert at["term_txn_count_7d_delayed"] == 7.0
+    assert at["term_fraud_count_1d_delayed"] == 1.0  # day 17, known on day 24 01:00
+    assert at["term_fraud_rate_7d_delayed"] == 1.0  # days 11..17 all fraud and all known
+    assert at["term_fraud_count_7d"] == 0.0  # days 18..24: day 18's label arrives day 25
+    late = feats[40]  # delayed 7 d window = days 27..33: no fraud there
+    assert late["term_fraud_count_7d_delayed"] == 0.0
+    assert late["term_txn_count_30d_delayed"] == 30.0  # days 4..33
+    assert late["term_fraud_count_30d_delayed"] == 16.0  # days 4..19
+    assert late["term_fraud_count_known_long"] == 20.0 - 4.0 + 0.0  # days 4..19 (37 days)
+    assert late["term_fraud_rate_30d_delayed"] == 16.0 / 30.0
+
+
+def test_card_labels_mark_the_card_known_compromised_after_the_label() -> None:
+    core = FeatureCore()
+    day = DAY_MS
+    events = [ev(i, T0 + i * day, card="c1") for i in range(10)]
+    labels = [Label("t1", "c1", T0 + 3 * day, True),  # known from day 3 on (strictly after)
+              Label("t2", "c1", T0 + 5 * day + 1, True),
+              Label("t2", "c1", T0 + 6 * day + 1, False)]  # withdrawn
+    out = core.run(events, labels)
+    count = [named(out[f"t{i}"])["card_known_fraud_count_30d"] for i in range(10)]
+    known = [named(out[f"t{i}"])["card_known_compromised"] for i in range(10)]
+    assert count == [0, 0, 0, 0, 1, 1, 2, 1, 1, 1]
+    assert known == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def test_card_label_is_idempotent_and_forgets_after_the_horizon() -> None:
+    state, _ = card_update(None, ev(0, T0))
+    for _ in range(3):
+        card_label(state, "t0", T0 + HOUR_MS, True)
+    card_label(state, "unknown", T0 + HOUR_MS, True)  # not in the card's map: ignored
+    assert state.frauds == {"t0": T0}
+    _, f = card_update(state, ev(1, T0 + 31 * DAY_MS))
+    assert named(f + (0.0,) * len(TERMINAL_FEATURE_NAMES))["card_known_fraud_count_30d"] == 0
+    assert named(f + (0.0,) * len(TERMINAL_FEATURE_NAMES))["card_known_compromised"] == 1.0
+    _, f = card_update(state, ev(2, T0 + 61 * DAY_MS))
+    assert f[-1] == 0.0 and state.frauds == {}
+    assert CardState.from_dict(json.loads(json.dumps(state.to_dict()))).frauds == {}
+
+
+def test_terminal_state_of_an_older_version_is_rebucketed() -> None:
+    old = TerminalState(days=DayBuckets((7, 30), 2))
+    old.days.advance(100)
+    old.days.add(95, 0, 3.0)
+    old.days.add(95, 1, 1.0)
+    data = json.loads(json.dumps(old.to_dict()))
+    new = TerminalState.from_dict(data)
+    assert new.days.spans == SPANS
+    assert new.days.totals[SPANS.index(30)] == [3.0, 1.0]
+    assert KNOWN_DAYS == SPANS[-1] + 1

@@ -9,7 +9,10 @@ means a feature value or the persisted state format changed: if that is intended
 feature definition, or the simulator changed), regenerate the digests with
 ``python -m tests.unit.test_features_frozen`` and say why in the commit. (The states digest
 was retaken once, when the card state gained its ``xs`` flag; the states were otherwise
-identical.)
+identical. Retaken again for the label-delay features: the 31 card and 9 terminal
+features kept their digests; the two card label features and the eleven delayed terminal
+features were added, the card state gained its known frauds ``k`` and the terminal state
+its spans for the delayed windows.)
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ FROZEN: dict[str, str] = {
         "32286111afe7c85dfeb739fb8e1999f21bc3078ff534e05b2656c863c17ec571",
     "card_profile_night_share":
         "8fe00b9a89f1268f0e86d5f65e8d9dbf842f62d06b36e9cc84b50e42548d162f",
+    "card_known_fraud_count_30d":
+        "ead45b8d7340ef7609b5ac6dcbe90b7ac28881fb7987c6dabc9bc613cff26658",
+    "card_known_compromised":
+        "42b3c03489d2635a60249dbe4e5531587a41e3c0c7ea79b914b715daac15411b",
     "term_txn_count_1h":
         "b1dd8a712a41856da8aee877348bcfc32812d5fada918fc11ca685545e005e38",
     "term_txn_count_24h":
@@ -107,8 +114,28 @@ FROZEN: dict[str, str] = {
         "3e47b40ecde64ff253b9c2b1ca95b385ee69ea27ebdc3b27243760e593069a57",
     "term_fraud_rate_30d":
         "2dc211ebdb8868cb9d886ff7e866053c1919866bc70a21b6ec69d006786bd9cc",
+    "term_txn_count_1d_delayed":
+        "48821885b81c716da9fb43570aee00a50b69ecd058abf96f0c05b2968e055558",
+    "term_txn_count_7d_delayed":
+        "8e4bc64ba9fc0c755edda523e309f97a90c1e825cbf6a22e2bb5daeb9021fa6c",
+    "term_txn_count_30d_delayed":
+        "7176c79fe071a2a687a8d91cc5d5f947a5e867a999af823a3f15437921a0716f",
+    "term_fraud_count_1d_delayed":
+        "ab69070d4fefd77910c63b4063c3eb5b255d77b6c61dd9ffa1f4ed358aa2aacb",
+    "term_fraud_count_7d_delayed":
+        "9bc1132fa80d2101371802f906b73e7a0b7ea1c07a1293be57ecf7bce94f3c23",
+    "term_fraud_count_30d_delayed":
+        "12abe38059e9cf9b6be3438096c2493d091064866d21b74b6446d7d2995ae4e4",
+    "term_fraud_rate_1d_delayed":
+        "051ed9baa288fa5741111fc335669ee39e32e350685a6a014cd48946c4756fbd",
+    "term_fraud_rate_7d_delayed":
+        "5a3be5488969ca1009e88527cee953fa340a77496326164b75f810855cc9587a",
+    "term_fraud_rate_30d_delayed":
+        "73dfa05c22ae86fcbcf1f0bb0d677fc1ab19e5f76dce06d294ffb49cf0e491b2",
+    "term_fraud_count_known_long":
+        "7857dce8fa44c6b3a2bdec1ee6aa541436f2995f2a7b4305c78c8da300228f23",
     "_states":
-        "aa5181530bc72537b91381786878dc84a0cbfa6d03d16026160329f696f8e1c9",
+        "17ebe29289aa695ed0c4a285996f0754625dcbbf37e7d2f85c84ac6973a5ce9d",
 }
 
 

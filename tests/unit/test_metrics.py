@@ -6,6 +6,7 @@ import doctest
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import models.metrics
@@ -85,10 +86,19 @@ def test_card_precision_at_k_per_day() -> None:
     card = ["a", "a", "b", "c", "a", "b", "c"]
     day = [1, 1, 1, 1, 2, 2, 2]
     # day 1: card a = max 0.9 and compromised (its 0.1 row is fraud); top-2 {a, b} -> 1/2
-    # day 2: a 0.95 clean, c 0.3 clean, b 0.2 fraud; top-2 {a, c} -> 0/2
-    assert card_precision_at_k(y, score, card, day, k=2) == pytest.approx(0.25)
+    # day 2 without removal: a 0.95 clean, c 0.3 clean, b 0.2 fraud; top-2 {a, c} -> 0/2
+    assert card_precision_at_k(y, score, card, day, k=2,
+                               remove_detected=False) == pytest.approx(0.25)
+    # the published protocol: a, detected on day 1, is out of day 2: top-2 {c, b} -> 1/2
+    assert card_precision_at_k(y, score, card, day, k=2) == pytest.approx(0.5)
+    # a card known compromised when day 2 begins is out too (b): day 2 reviews {c} -> 0
+    known = [np.inf, np.inf, 2 * 86_400_000, np.inf, np.inf, 2 * 86_400_000, np.inf]
+    days = pd.to_datetime(day, unit="D", utc=True)
+    assert card_precision_at_k(y, score, card, days, k=2, known_ms=known) == pytest.approx(
+        (0.5 + 0.0) / 2)
     # k above the day's card count divides by the cards there are: 1/3 and 1/3
-    assert card_precision_at_k(y, score, card, day, k=10) == pytest.approx(1 / 3)
+    assert card_precision_at_k(y, score, card, day, k=10,
+                               remove_detected=False) == pytest.approx(1 / 3)
     with pytest.raises(ValueError):
         card_precision_at_k(y, score, card, day, k=0)
 
@@ -120,6 +130,7 @@ def test_fraud_metrics_bundle() -> None:
         "roc_auc",
         "average_precision",
         "card_precision_at_k",
+        "card_precision_at_k_all",
         "recall_at_budget",
         "amount_recall_at_budget",
         "alerts_per_day",

@@ -35,7 +35,8 @@ def test_train_then_backtest_a_user_csv(state: Path, capsys: pytest.CaptureFixtu
     assert "champion(v1) / stream" in printed and "trained / strict" in printed
     predictions = pd.read_csv(out / "predictions.csv")
     assert {"transaction_id", "score", "decision", "model_version"} <= set(predictions)
-    assert predictions["candidate"].nunique() == 4
+    assert predictions["candidate"].nunique() == 6  # champion, trained, baseline x 2
+    assert "baseline_lr / stream" in printed  # the textbook baseline, always reported
     champion = predictions[predictions["candidate"] == "champion(v1) / stream"]
     assert champion["model_version"].astype(str).unique().tolist() == ["1"]
     assert champion["transaction_id"].is_unique
@@ -56,7 +57,7 @@ def test_backtest_with_flags_only_and_label_delay(state: Path) -> None:
     assert main(["replay", "backtest", str(csv), *flags, "--label-delay-days", "3",
                  "--out", str(out)]) == 0
     predictions = pd.read_parquet(out / "predictions.parquet")
-    assert predictions["model_version"].str.startswith("trained@").all()
+    assert predictions["model_version"].str.match(r"(trained|baseline_lr)@").all()
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -89,8 +89,9 @@ def test_backtest_is_deterministic_and_respects_windows(
     test_start = pd.Timestamp(a.windows["test_start"])
     assert (a.predictions["event_time"] >= test_start).all()
     assert a.windows["train_end"] < a.windows["test_start"]  # the delay period
-    assert set(a.daily["candidate"]) == {"trained / stream", "trained / budget=0.01"}
-    assert list(a.curves) == ["trained"]
+    assert set(a.daily["candidate"]) == {"trained / stream", "trained / budget=0.01",
+                                         "baseline_lr / stream", "baseline_lr / budget=0.01"}
+    assert list(a.curves) == ["trained", "baseline_lr"]
 
 
 def test_prequential_summary_is_mean_and_spread_of_folds(
@@ -98,9 +99,26 @@ def test_prequential_summary_is_mean_and_spread_of_folds(
     frame, names = featured
     config = BacktestConfig().with_windows(train_days=10, delay_days=3, test_days=5)
     result = run_prequential(frame, names, [], Settings(xgb_nthread=1), config)
-    assert result.folds["fold"].tolist() == list(range(len(result.folds)))
-    assert len(result.folds) >= 2
-    auc = result.summary.set_index("metric").loc["roc_auc"]
-    assert auc["mean"] == pytest.approx(result.folds["roc_auc"].mean())
-    assert auc["std"] == pytest.approx(result.folds["roc_auc"].std(ddof=1))
-    assert auc["folds"] == len(result.folds)
+    trained = result.folds[result.folds["candidate"] == "trained"]
+    assert trained["fold"].tolist() == list(range(len(trained)))
+    assert len(trained) >= 2
+    assert set(result.folds["candidate"]) == {"trained", "baseline_lr"}  # same folds
+    summary = result.summary[result.summary["candidate"] == "trained"]
+    auc = summary.set_index("metric").loc["roc_auc"]
+    assert auc["mean"] == pytest.approx(trained["roc_auc"].mean())
+    assert auc["std"] == pytest.approx(trained["roc_auc"].std(ddof=1))
+    assert auc["folds"] == len(trained)
+
+
+def test_a_registered_model_trained_on_the_test_window_is_flagged() -> None:
+    from replay.candidates import Model
+
+    test_start = pd.Timestamp("2025-03-01", tz="UTC")
+    test_end = test_start + pd.Timedelta(days=7)
+    inside = Model("champion(v1)", "1", None, ("amount",),
+                   train_window=("2025-02-01T00:00:00+00:00", "2025-03-03T00:00:00+00:00"))
+    before = Model("champion(v1)", "1", None, ("amount",),
+                   train_window=("2025-01-01T00:00:00+00:00", "2025-02-22T00:00:00+00:00"))
+    assert inside.overlaps(test_start, test_end)
+    assert not before.overlaps(test_start, test_end)
+    assert not Model("x", "1", None, ("amount",)).overlaps(test_start, test_end)

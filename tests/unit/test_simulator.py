@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.errors import ConfigurationError, InvalidInput
+from replay.classic import ClassicSpec
 from replay.config import SCENARIOS
 from replay.population import FOREIGN_COUNTRIES
 from replay.simulator import (
@@ -190,3 +192,33 @@ def test_read_history_maps_columns_and_refuses_naive_times(tmp_path: Path) -> No
     assert out.loc[0, "mcc"] == "5411"
     with pytest.raises(InvalidInput, match="lacks columns"):
         read_history(path, rename=rename)
+
+
+def test_classic_world_fixed_delay_and_scenarios() -> None:
+    config = replace(SimulationConfig.classic_world(days=40, n_customers=400, n_terminals=300,
+                                                    seed=5),
+                     classic=ClassicSpec(terminal_rate=0.002))  # a few terminals at this size
+    frame = simulate(config)
+    fraud = frame[frame["is_fraud"]]
+    assert set(fraud["scenario"]) == {"classic_amount", "classic_terminal", "classic_card"}
+    assert ((fraud["label_time"] - fraud["event_time"]) == pd.Timedelta(days=7)).all()
+    genuine = frame[~frame["is_fraud"]]
+    assert (genuine["label_time"] - genuine["event_time"] == 30 * DAY).all()
+    # a compromised terminal: every transaction through it in its window is fraud
+    term = fraud[fraud["scenario"] == "classic_terminal"]
+    tid = term["terminal_id"].iloc[0]
+    first = term.loc[term["terminal_id"] == tid, "event_time"].min()
+    through = frame[(frame["terminal_id"] == tid) & (frame["event_time"] >= first)
+                    & (frame["event_time"] < first + 20 * DAY)]
+    assert through["is_fraud"].all()
+    # compromised cards spend bigger amounts
+    card = fraud[fraud["scenario"] == "classic_card"]
+    assert card["amount"].median() > 3 * genuine["amount"].median()
+    assert simulate(config).equals(frame)  # deterministic
+
+
+def test_classic_world_leaves_the_default_world_unchanged() -> None:
+    plain = simulate(SMALL)
+    assert set(plain["scenario"]) <= {"none", *SCENARIOS}
+    with pytest.raises(ConfigurationError):
+        SimulationConfig(label_delay_days=-1.0)

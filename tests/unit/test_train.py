@@ -12,7 +12,9 @@ from infra.errors import ModelError
 from models.train import TrainConfig, reference_profile, split_windows, train_model
 
 FEATURES = ["f0", "f1", "f2", "f3"]
-CONFIG = TrainConfig(train_days=40.0, num_boost_round=60, early_stopping_rounds=10)
+CONFIG = TrainConfig(train_days=40.0, num_boost_round=60, early_stopping_rounds=10,
+                     labels_known_at="train_end", scale_pos_weight="auto",
+                     subsample=0.8, colsample_bytree=0.8)  # subsampling follows the seed
 
 
 def synthetic_frame(n: int = 5000, days: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -92,8 +94,10 @@ def test_unknown_labels_as_genuine_uses_only_what_was_reported(frame: pd.DataFra
         )
     )
     with pytest.raises(ModelError, match="unknown_labels='genuine'"):
-        train_model(matured, FEATURES, TrainConfig(train_days=20.0))
-    config = TrainConfig(train_days=20.0, unknown_labels="genuine", num_boost_round=60)
+        train_model(matured, FEATURES, TrainConfig(train_days=20.0,
+                                                   labels_known_at="train_end"))
+    config = TrainConfig(train_days=20.0, unknown_labels="genuine", num_boost_round=60,
+                         labels_known_at="train_end")
     result = train_model(matured, FEATURES, config)
     assert result.counts["train_unlabeled_excluded"] == 0
     assert result.counts["train_fraud_reported_late"] > 0
@@ -107,7 +111,8 @@ def test_unknown_labels_as_genuine_uses_only_what_was_reported(frame: pd.DataFra
 
 
 def test_beats_random_and_early_stops(frame: pd.DataFrame) -> None:
-    result = train_model(frame, FEATURES, TrainConfig(train_days=40.0))
+    result = train_model(frame, FEATURES, TrainConfig(train_days=40.0,
+                                                      scale_pos_weight="auto"))
     assert result.metrics["roc_auc"] > 0.8
     assert result.metrics["average_precision"] > 0.3  # base rate is 0.05
     assert result.params["early_stopping"] is True
@@ -164,3 +169,18 @@ def test_reference_profile_bins_and_sample() -> None:
     assert profile == reference_profile(
         frame, ["x", "const", "gappy"], scores, sample_size=50, seed=1
     )
+
+
+def test_train_windows_come_from_the_command_line() -> None:
+    from infra.cli import build_parser
+    from models.pipeline import DEFAULT_CONFIG, train_config
+
+    args = build_parser().parse_args(["train", "--history", "h.parquet", "--train-days", "7",
+                                      "--valid-days", "3", "--test-end", "2025-03-01"])
+    config = train_config(train_days=args.train_days, delay_days=args.delay_days,
+                          test_days=args.test_days, valid_days=args.valid_days,
+                          test_end=args.test_end)
+    assert (config.train_days, config.valid_days) == (7.0, 3.0)
+    assert config.delay_days == DEFAULT_CONFIG.delay_days  # not given: the default
+    assert config.test_end == pd.Timestamp("2025-03-01", tz="UTC")
+    assert config.unknown_labels == DEFAULT_CONFIG.unknown_labels

@@ -27,7 +27,7 @@ def lag_groups(settings: Settings) -> tuple[str, ...]:
     """The groups whose lag is exported: the setting, or every worker's group."""
     if settings.monitor_lag_groups:
         return settings.monitor_lag_groups
-    return (settings.consumer_group_features, settings.consumer_group_scorer,
+    return (settings.consumer_group_stream,
             settings.consumer_group_learner, settings.consumer_group_drift,
             settings.consumer_group_quality)
 

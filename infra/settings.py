@@ -82,7 +82,6 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
 
     # -- the one-hop stream stage (features + decision; see docs/features.md) -------------
-    topic_labels_dlq: str = "labels.dlq"
     topic_card_changelog: str = Field(
         default="fraudstream.card-state.changelog",
         description="internal, compacted: card states, committed with the stage's outputs")

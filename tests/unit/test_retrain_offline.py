@@ -9,9 +9,12 @@ import pandas as pd
 from models.retrain_offline import join_labels, labels_frame
 
 
+BASE_MS = 1_735_689_600_000  # 2025-01-01: label times must lie in 2000..2100
+
+
 def _label(tid: str, label: str, ms: int) -> bytes:
     return json.dumps({"transaction_id": tid, "card_id": "c", "label": label,
-                       "label_time": ms}).encode()
+                       "label_time": BASE_MS + ms}).encode()
 
 
 def test_latest_label_wins_and_invalid_records_are_counted() -> None:
@@ -22,7 +25,7 @@ def test_latest_label_wins_and_invalid_records_are_counted() -> None:
     assert read.invalid == 2
     by_id = read.labels.set_index("transaction_id")
     assert bool(by_id.loc["t1", "is_fraud"]) and bool(by_id.loc["t2", "is_fraud"])
-    assert by_id.loc["t2", "label_time"] == pd.Timestamp(5_000, unit="ms", tz="UTC")
+    assert by_id.loc["t2", "label_time"] == pd.Timestamp(BASE_MS + 5_000, unit="ms", tz="UTC")
 
 
 def test_unlabeled_transactions_are_genuine_without_a_label_time() -> None:

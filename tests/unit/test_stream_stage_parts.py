@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from features.card import Event, terminal_key
-from features.core import FeatureCore, Label, LabelEvent
+from features.core import N_CARD, FeatureCore, Label, LabelEvent
 from features.stream.cards import CardStates
 from features.stream.ids import CONFLICT, NEW, REDELIVERED, REPEAT, entry, judge_batch
 from features.stream.items import (
@@ -123,7 +123,7 @@ def _stream(n: int, seed: int) -> list[TxnItem]:
 def _core_terminal(items: list[TxnItem]) -> dict[str, tuple[float, ...]]:
     core = FeatureCore()
     events = [i.event for i in items]
-    return {t: v[-9:] for t, v in core.run(events, []).items()}
+    return {t: v[N_CARD:] for t, v in core.run(events, []).items()}
 
 
 def test_in_order_terminal_pass_equals_the_core_and_redo_reuses_rows() -> None:

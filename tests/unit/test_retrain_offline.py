@@ -8,7 +8,6 @@ import pandas as pd
 
 from models.retrain_offline import join_labels, labels_frame
 
-
 BASE_MS = 1_735_689_600_000  # 2025-01-01: label times must lie in 2000..2100
 
 

@@ -136,7 +136,10 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
     terminals = sorted({_terminal(it) for it in items})
     redis.write(terminals, compute)
     out.late = writes.late
-    _decide(out, flat, vectors, decider, now_ms)
+    # only the record that owns its id: a repeat or a conflict later in the same batch shares
+    # the id (and so the vector) of the record kept, and must never be decided with it
+    owners = [t for t in flat if verdicts[id(t)] not in (REPEAT, CONFLICT)]
+    _decide(out, owners, vectors, decider, now_ms)
     return out
 
 
@@ -166,7 +169,7 @@ def _decide(out: Outcome, flat: list[TxnItem], vectors: dict[str, tuple[float, .
     for t in flat:
         vec = vectors.get(t.event.transaction_id)
         if vec is None:
-            continue  # a repeat, a conflict, or a card-level repeat of a recent id
+            continue  # a card-level repeat of a recent id (no new features)
         if not _finite(vec):
             out.rejected.append(("transactions", _reject(
                 t, "non-finite feature value; not written or scored", "non_finite")))

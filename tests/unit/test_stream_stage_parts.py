@@ -211,3 +211,48 @@ def test_a_capped_release_takes_the_earliest_records_across_partitions() -> None
     assert [i.event.transaction_id for i in first[("tx", 1)]] == ["b0"]
     rest = b.release(0)
     assert sum(len(v) for v in rest.values()) == 7
+
+
+# -- one batch, end to end (in-memory Redis and model) ------------------------------------------
+class _Redis:
+    """StageRedis without a server: an empty registry, writes kept."""
+
+    def __init__(self) -> None:
+        self.writes: list = []
+
+    def read_ids(self, tids: list[str]) -> tuple[list, dict]:
+        return [None] * len(tids), {}
+
+    def write(self, terminals: list[str], compute) -> object:  # noqa: ANN001
+        writes, _ = compute({t: None for t in terminals}, {})
+        self.writes.append(writes)
+        return writes
+
+
+class _Decider:
+    """Records what it was asked to decide (item, vector)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, tuple[float, ...]]] = []
+
+    def decide(self, items: list[TxnItem], vectors: list, now_ms: int) -> tuple[list, list]:
+        self.asked += [(t.event.transaction_id, v) for t, v in zip(items, vectors, strict=True)]
+        return [t.event.transaction_id for t in items], []
+
+
+def test_a_repeat_or_conflict_in_the_same_batch_is_never_decided() -> None:
+    from features.stream.batch import process
+
+    first = txn("dup", T0, card="c1", amount=10.0, offset=0)
+    repeat = txn("dup", T0, card="c1", amount=10.0, offset=1)  # identical, another position
+    other = txn("dup", T0 + MIN, card="c2", amount=99.0, offset=2)  # same id, another card
+    plain = txn("solo", T0 + 2 * MIN, card="c3", offset=3)
+    cards = CardStates()
+    cards.load_partition(0, {})
+    decider = _Decider()
+    out = process({("tx", 0): [first, repeat, other, plain]}, "tx", cards, _Redis(),
+                  decider, T0)  # type: ignore[arg-type]
+    assert [tid for tid, _ in decider.asked] == ["dup", "solo"]  # one decision per id
+    assert decider.asked[0][1][0] == 10.0  # scored with its own amount, not the conflict's
+    assert [r.kind for _, r in out.rejected] == ["conflict"]
+    assert out.verdicts == {"new": 2, "repeat": 1, "conflict": 1}

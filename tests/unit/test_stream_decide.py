@@ -263,9 +263,9 @@ def test_bad_records_are_dead_lettered_and_the_batch_committed_once(
     assert sorted(d.offset for d in letters) == [1, 2]
     assert any("message key" in d.reason for d in letters)
     assert producer.commits == 1 and producer.offsets == [{("transactions", 0): 4}]
-    text = st.m.registry.get_sample_value(
+    counted = st.m.registry.get_sample_value(
         "fraudstream_stream_dead_letters_total", {"input": "transactions", "kind": "key"})
-    assert text == 1.0
+    assert counted == 1.0
 
 
 def test_a_repeat_is_not_decided_again_and_a_conflict_is_dead_lettered(

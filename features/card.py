@@ -11,8 +11,10 @@ Contract:
 - Work per event is amortised O(1) (each event enters and leaves each window once).
 - A repeated transaction (same id as one of the card's last :data:`DEDUP_SIZE`) leaves
   the state unchanged and returns ``None`` instead of features: it was applied already.
-  (Redelivery after a crash is recognised by the stream worker from the Kafka position
-  kept in :attr:`CardState.source`, whatever its span; see :mod:`features.stages`.)
+  (Redelivery after a crash never reaches a committed state: the stream stage rewinds to
+  its last Kafka transaction and restores card states from their changelog
+  (:mod:`features.stream.cards`); a redelivered id is recognised by the id registry, which
+  keeps each id's Kafka position (:mod:`features.stream.ids`).)
 """
 
 from __future__ import annotations

@@ -42,9 +42,10 @@ def build_definitions(offline_dir: Path, ttl: timedelta) -> list[object]:
     """All Feast objects, with the offline store's files under ``offline_dir``.
 
     Features are keyed by transaction: the row for T holds T's full vector (its card
-    features and its terminal's features, T included), written by the feature worker before
-    T is forwarded to the scorer. So the scorer reads exactly the vector of T, even when later
-    events of the same card or terminal were processed in the meantime, and the offline
+    features and its terminal's features, T included), written by the stream stage before T
+    is decided (:mod:`features.stream.batch`), which scores that same vector; the REST API
+    reads exactly the vector of T, even when later events of the same card or terminal were
+    processed in the meantime, and the offline
     point-in-time join (entity = T, timestamp = T's event time) finds the same row.
     """
     transaction = Entity(

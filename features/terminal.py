@@ -12,7 +12,9 @@ transactions at the same millisecond:
 So the fraud counts and rates of T use exactly the labels with ``label_time <= event_time``
 of T (no label from T's future can be in the state when T is applied) and only for
 transactions inside T's window. The same order is used by the backfill and by the stream
-worker's merge (:mod:`features.merge`), which is what makes them equal.
+stage, which releases records across partitions in event-time order
+(:mod:`features.stream.release`) and counts each one that arrives behind it as late; that
+is what makes them equal.
 
 Label delay: a fraud label typically becomes known :data:`LABEL_DELAY_DAYS` days after its
 transaction, so windows that end at T hold mostly unlabeled transactions (the 7-day fraud

@@ -4,11 +4,11 @@
    history (:mod:`infra.demo_world`) with a card-testing wave from ``shift_day``.
 2. Compute every transaction's features with the feature core (the training data) and
    train the first champion as of day ``live_from`` (it never saw the wave).
-3. Start the feature worker and replay days ``0 .. live_from - 1`` through it at full speed,
-   so its 30-day card and terminal state is what it would be in production.
-4. Start the scorer (after the replayed days) and step the live days one at a time
-   (:class:`infra.demo_loop.LiveDemo`): alerts, drift, labels, triggers, challengers,
-   promotion, the scorer's hot swap.
+3. Replay days ``0 .. live_from - 1`` through the stream stage at full speed (decisions set
+   aside), so its 30-day card and terminal state is what it would be in production.
+4. Start the stream stage (``fraudstream stream worker``: features and decisions in one
+   hop) and step the live days one at a time (:class:`infra.demo_loop.LiveDemo`): alerts,
+   drift, labels, triggers, challengers, promotion, the stage's hot swap.
 5. Print recall at the alert budget before, during and after the wave; show the REST API;
    stop what it started.
 
@@ -74,7 +74,7 @@ def run_settings(settings: Settings, run: str) -> Settings:
         "feast_project": f"fraudstream_{run.replace('-', '_')}",
         "kafka_bootstrap": settings.bootstrap_servers,
         "redis_url": redis_url(settings),
-        "scorer_metrics_port": 0, "drift_metrics_port": 0, "learner_metrics_port": 0,
+        "stream_metrics_port": 0, "drift_metrics_port": 0, "learner_metrics_port": 0,
     })
 
 
@@ -156,7 +156,7 @@ def play(s: Settings, world: DemoWorld,
 
 def _past(s: Settings, world: DemoWorld, history: pd.DataFrame, start: pd.Timestamp,
           workers: list[WorkerProcess]) -> pd.DataFrame:
-    """The training data, the first champion, and the feature worker's state of the past
+    """The training data, the first champion, and the stream stage's state of the past
     days; returns the feature frame of the whole history. The past is published while the
     champion trains; then the stream stage replays it with its decisions set aside
     (:func:`~infra.demo_stream.warmup_settings`) and is stopped: its card and terminal

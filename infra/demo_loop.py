@@ -7,7 +7,7 @@ folds the verdicts into terminal fraud counts; the drift monitor
 (:class:`drift.monitor.DriftMonitor`, driven here) windows the ``scores``. At midnight the
 monitor judges the day against the champion's reference profile and
 :class:`models.retrain_loop.RetrainLoop` checks the triggers, retrains, evaluates and
-promotes; after a promotion the demo waits for the scorer to log the swap, so the next day
+promotes; after a promotion the demo waits for the stream stage to log the swap, so the next day
 is decided by the new champion. Stepping in whole days keeps the timeline exact in event
 time; a deployment runs the same steps on the wall clock.
 """
@@ -40,7 +40,7 @@ from scoring.tail import format_alert
 from streams.clients import make_consumer, make_producer
 
 DAY = pd.Timedelta(days=1)
-SWAP_MARKER = "scoring with model version {},"  # scoring.worker logs it on every model change
+SWAP_MARKER = "scoring with model version {},"  # the stage's Decider logs it on every swap
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Lag is measured from outside the workers (what Burrow or kafka-lag-exporter do): committed
 offsets of each group against the partitions' end offsets. It is right whatever the worker
-is (faust, confluent-kafka, transactional or not) and it keeps reporting when a worker is
+is (confluent-kafka, transactional or not) and it keeps reporting when a worker is
 stuck or dead, which is exactly when it matters. Every Kafka call is bounded by
 ``timeout_s``; a failed read shows as ``fraudstream_consumer_lag_up{group} 0`` and an error
 count, never as a hung scrape.

@@ -48,7 +48,6 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
     topic_transactions: str = "transactions"
     topic_dlq: str = "transactions.dlq"
-    topic_featurized: str = "transactions.featurized"
     topic_scores: str = "scores"
     topic_alerts: str = "alerts"
     topic_labels: str = "labels"
@@ -71,13 +70,6 @@ class Settings(BaseSettings):
     model_name: str = "fraud-detector"
 
     # -- workers ------------------------------------------------------------------------
-    score_batch_size: int = Field(
-        default=500, ge=1, description="most featurized messages per scorer micro-batch "
-        "(each holds up to 100 transactions of one feature-worker batch)")
-    score_batch_ms: int = Field(default=20, ge=1)
-    consumer_group_scorer: str = "fraudstream-scorer"
-    scorer_session_timeout_ms: int = Field(default=15_000, ge=6_000, le=300_000)
-    scorer_metrics_port: int = Field(default=18083, ge=0, le=65535, description="0 = off")
     metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics")
     max_message_bytes: int = Field(default=16 * 1024, ge=256)
 
@@ -223,7 +215,7 @@ class Settings(BaseSettings):
     monitor_metrics_port: int = Field(default=18084, ge=0, le=65535, description="0 = off")
     monitor_lag_groups: tuple[str, ...] = Field(
         default=(), description="consumer groups whose lag the monitor exports; empty = the "
-        "groups of the features, scorer, learner and drift workers")
+        "groups of the stream stage, learner, drift and quality workers")
     monitor_lag_timeout_s: float = Field(default=5.0, gt=0.0, le=30.0)
     consumer_group_quality: str = "fraudstream-quality"
     quality_window: int = Field(

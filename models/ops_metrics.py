@@ -3,7 +3,7 @@
 Declared here, in one place, so alert rules and the dashboard
 (``infra/deploy/prometheus``, ``infra/deploy/grafana``) have one source of names. Nothing is
 registered at import: each class creates its collectors in the registry it is given. The
-online learner's own counters live with the scorer's in :mod:`scoring.metrics`.
+online learner's own counters live with the API's in :mod:`scoring.metrics`.
 
 Conventions: ratios end in ``_ratio`` (0..1), timestamps in ``_timestamp_seconds``,
 counters in ``_total``; label values are bounded (outcomes and trigger reasons are fixed

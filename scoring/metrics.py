@@ -1,4 +1,7 @@
-"""Every Prometheus metric of the scorer, the API and the online learner, declared here.
+"""Every Prometheus metric of the API and the online learner, declared here.
+
+The stream stage's own collectors are in :mod:`features.stream.metrics` (it shares the
+bucket bounds below).
 
 Nothing is registered at import: :func:`build_metrics` creates the collectors in the
 :class:`~prometheus_client.CollectorRegistry` it is given (a fresh one by default) and the
@@ -17,11 +20,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-# publish -> decision spans Kafka, the feature worker and the scorer: ms to seconds.
+# publish -> decision spans Kafka and the stream stage: ms to seconds.
 E2E_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-# one scorer micro-batch (up to score_batch_size transactions).
+# one stream-stage micro-batch (up to stream_batch_size records).
 BATCH_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
-BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
 # one REST request; the /v1/score target is p99 <= 10 ms.
 REST_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1,
                 0.25, 0.5, 1.0)
@@ -61,19 +63,11 @@ class ScoringMetrics:
     """The collectors, grouped by who records them (see each ``documentation``)."""
 
     registry: CollectorRegistry
-    # scorer worker
-    transactions: Counter
-    batch_seconds: Histogram
-    batch_size: Histogram
-    publish_to_decision: Histogram
-    dead_letters: Counter
-    aborted_transactions: Counter
-    # scorer and API
+    # API (the stream stage's decisions are counted by features.stream.metrics)
     decisions: Counter
     errors: Counter
     model_info: Gauge
     model_swaps: Counter
-    # API
     http_requests: Counter
     http_latency: Histogram
     # online learner
@@ -110,29 +104,11 @@ def build_metrics(registry: CollectorRegistry | None = None) -> ScoringMetrics:
     ns = "fraudstream"
     return ScoringMetrics(
         registry=r,
-        transactions=Counter(
-            "transactions", "Transactions consumed by the scorer, by outcome (scored, "
-            "dead_lettered).", ["outcome"], namespace=ns, registry=r),
-        batch_seconds=Histogram(
-            "scorer_batch_seconds", "Wall time of one scorer micro-batch, consume to commit.",
-            namespace=ns, buckets=BATCH_BUCKETS, registry=r),
-        batch_size=Histogram(
-            "scorer_batch_size", "Transactions per scorer micro-batch.", namespace=ns,
-            buckets=BATCH_SIZE_BUCKETS, registry=r),
-        publish_to_decision=Histogram(
-            "publish_to_decision_seconds", "From the transaction's Kafka timestamp (publish) "
-            "to its decision being produced.", namespace=ns, buckets=E2E_BUCKETS, registry=r),
-        dead_letters=Counter(
-            "dead_letters", "Records sent to the dead-letter topic, by worker and reason "
-            "class.", ["worker", "reason"], namespace=ns, registry=r),
-        aborted_transactions=Counter(
-            "scorer_aborted_transactions", "Kafka transactions aborted and retried.",
-            namespace=ns, registry=r),
         decisions=Counter(
-            "decisions", "Decisions made, by path (stream, api) and decision.",
+            "decisions", "Decisions made by the REST API, by path (api) and decision.",
             ["source", "decision"], namespace=ns, registry=r),
         errors=Counter(
-            "errors", "Errors by component (scorer, api, learner) and reason class.",
+            "errors", "Errors by component (api, learner) and reason class.",
             ["component", "reason"], namespace=ns, registry=r),
         model_info=Gauge(
             "model_info", "Model version in use (value 1), by role (batch, online, shadow).",

@@ -1,9 +1,9 @@
 """The topic catalog and its explicit, idempotent creation.
 
 Topics are created on purpose, never by broker auto-creation, so partition counts and retention
-are what the design says. Every card-keyed topic (transactions, featurized, scores, alerts,
-labels) has ``settings.topic_partitions`` partitions: the same card hashes to the same partition
-number everywhere, which keeps per-card order and lets label/decision joins stay co-partitioned.
+are what the design says. Every card-keyed topic (transactions, scores, alerts, labels) has
+``settings.topic_partitions`` partitions: the same card hashes to the same partition number
+everywhere, which keeps per-card order and lets label/decision joins stay co-partitioned.
 The dead-letter and drift topics are low volume and get one partition.
 
 :func:`catalog` is pure (settings in, specs out). :func:`ensure_topics` creates what is missing,
@@ -83,7 +83,6 @@ def catalog(settings: Settings) -> tuple[TopicSpec, ...]:
     return (
         spec("transactions", settings.topic_transactions, 7),
         spec("dlq", settings.topic_dlq, 30, partitions=1, key="original key"),
-        spec("featurized", settings.topic_featurized, 7),
         spec("scores", settings.topic_scores, 30),
         spec("alerts", settings.topic_alerts, 90),
         # Chargebacks arrive months late and labels are training data: keep them a year.

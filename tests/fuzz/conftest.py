@@ -61,7 +61,7 @@ def fuzz_settings(fuzz_services: Settings, tmp_path_factory: pytest.TempPathFact
     return fuzz_services.model_copy(update={
         **unique,
         "state_dir": tmp_path_factory.mktemp("fuzz") / "state",
-        "scorer_metrics_port": 0, "drift_metrics_port": 0, "learner_metrics_port": 0,
+        "stream_metrics_port": 0, "drift_metrics_port": 0, "learner_metrics_port": 0,
         "kafka_bootstrap": fuzz_services.bootstrap_servers,
         "redis_url": redis_url(fuzz_services),
         "feast_project": f"fuzz_{suffix}",

@@ -79,7 +79,7 @@ def settings(service_settings: Settings, tmp_path: Path) -> Settings:
             **unique,
             "state_dir": tmp_path / "state",
             # no fixed ports: tests may run beside a demo or another test session
-            "scorer_metrics_port": 0,
+            "stream_metrics_port": 0,
             "drift_metrics_port": 0,
             "learner_metrics_port": 0,
             "api_port": _free_port(),

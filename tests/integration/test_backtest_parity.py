@@ -1,10 +1,11 @@
 """Parity: for the same transactions and model, backtest scores equal the stream's.
 
-1. The scorer's own code (``Scorer._score_batch``: the model loaded from MLflow by alias, the
-   policy, micro-batches) fed with the feature core's vectors through a fake online store
-   and a fake producer (MLflow on sqlite; no Kafka or Redis).
+1. The stream stage's decision code (:class:`features.stream.decide.Decider`: the model
+   loaded from MLflow by alias, the policy, micro-batches of ``stream_batch_size``) fed with
+   the feature core's vectors, the transactions parsed as the stage parses them (MLflow on
+   sqlite; no Kafka or Redis).
 2. The whole stream on real Kafka, Redis and Feast: publish with ``publish_history``, let the
-   feature worker and scorer run, read topic ``scores``.
+   stream stage (``fraudstream stream worker``) compute features and decide, read ``scores``.
 
 In both, every transaction's score must equal the backtest's within 1e-6 (the backtest may
 compute in another precision) and its decision must be the backtest's. The stream sees no
@@ -24,17 +25,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.core import FEATURE_NAMES
+from features.stream.decide import Decider
+from features.stream.items import TxnItem, parse_txn_message
 from infra.settings import Settings
 from infra.workers import WorkerProcess
 from models.pipeline import train_and_register
+from models.registry import ModelRegistry
 from replay.backtest import BacktestConfig, feature_frame, run_backtest
 from replay.candidates import registry_model
 from replay.history import iter_transactions, write_history
 from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
-from scoring.worker import Scorer
 from streams.clients import make_consumer
-from tests.fakes import FakeMessage
 from tests.integration.deployed import SMALL_TRAIN, prepare, running_workers
 
 CHAMPION = "champion"
@@ -63,30 +66,16 @@ def backtest_all(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return result.predictions.set_index("transaction_id")
 
 
-class CoreOnline:
-    """Serves the feature core's vectors by transaction id (what Feast would return)."""
-
-    def __init__(self, vectors: dict[str, tuple[float, ...]], names: tuple[str, ...]) -> None:
-        self.vectors, self.names = vectors, names
-
-    def read(self, ids: list[str]) -> list[tuple[float, ...] | None]:
-        return [self.vectors.get(i) for i in ids]
-
-    def served_features(self) -> list[str]:
-        return list(self.names)
-
-
-class NoConsumer:
-    """The scorer's consumer is not used when batches are handed to it directly."""
-
-
-class Captured:
-    def __init__(self) -> None:
-        self.scores: list[dict[str, Any]] = []
-
-    def produce(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> None:
-        if topic.startswith("scores"):
-            self.scores.append(json.loads(value or b"{}"))
+def as_items(records: list[dict[str, Any]], settings: Settings) -> list[TxnItem]:
+    """The transactions as the stage's parser turns them into items (key = card)."""
+    items = []
+    for i, record in enumerate(records):
+        item = parse_txn_message(record["card_id"].encode(), json.dumps(record).encode(),
+                                 (settings.topic_transactions, 0, i), 0,
+                                 settings.max_message_bytes)
+        assert isinstance(item, TxnItem), item
+        items.append(item)
+    return items
 
 
 def read_scores(settings: Settings, want: int, procs: dict[str, WorkerProcess],
@@ -123,7 +112,7 @@ def assert_same(stream: dict[str, dict[str, Any]], backtest: pd.DataFrame) -> No
     assert decisions == backtest.loc[ids, "decision"].tolist()
 
 
-def test_backtest_equals_the_scorer_code_path(tmp_path: Path) -> None:
+def test_backtest_equals_the_stage_decision_code(tmp_path: Path) -> None:
     settings = Settings(state_dir=tmp_path / "state", xgb_nthread=1)
     frame = history()
     train_and_register(settings, write_history(frame, tmp_path / "h.parquet"),
@@ -133,19 +122,23 @@ def test_backtest_equals_the_scorer_code_path(tmp_path: Path) -> None:
     offline = backtest_all(live, settings)
 
     featured, names = feature_frame(live)
+    assert tuple(names) == tuple(FEATURE_NAMES)  # what the stage computes, in its order
     vectors = dict(zip(featured["transaction_id"],
                        map(tuple, featured[list(names)].to_numpy(np.float64)), strict=True))
-    from models.registry import ModelRegistry
-
-    out = Captured()
-    scorer = Scorer(settings, CoreOnline(vectors, names), ModelRegistry(settings),
-                    producer=out, consumer=NoConsumer())  # type: ignore[arg-type]
-    scorer._use(ModelRegistry(settings).load(CHAMPION))
-    records = list(iter_transactions(live))
-    for start in range(0, len(records), settings.score_batch_size):
-        batch = records[start:start + settings.score_batch_size]
-        scorer._score_batch([FakeMessage.of(r, start + i) for i, r in enumerate(batch)])
-    assert_same({s["transaction_id"]: s for s in out.scores}, offline)
+    decider = Decider(ModelRegistry(settings), list(FEATURE_NAMES), settings.top_reasons,
+                      (settings.review_threshold, settings.decline_threshold))
+    decider.start()
+    items = as_items(list(iter_transactions(live)), settings)
+    scores: list[dict[str, Any]] = []
+    size = settings.stream_batch_size
+    for start in range(0, len(items), size):
+        batch = items[start:start + size]
+        decided, failed = decider.decide(
+            batch, [vectors[t.event.transaction_id] for t in batch], now_ms=0)
+        assert failed == []
+        scores.extend(d.score for d in decided)
+    assert len(scores) == len(live)
+    assert_same({s["transaction_id"]: s for s in scores}, offline)
 
 
 @pytest.mark.timeout(900)

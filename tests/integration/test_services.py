@@ -22,7 +22,7 @@ def _consume_one(settings: Settings, topic: str, **extra: str) -> Message:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": settings.consumer_group_scorer,
+            "group.id": settings.consumer_group_stream,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             **extra,
@@ -88,7 +88,7 @@ def test_per_test_settings_isolate_names_and_pin_services(
     settings: Settings, service_settings: Settings
 ) -> None:
     assert settings.topic_transactions != service_settings.topic_transactions
-    assert settings.consumer_group_scorer != service_settings.consumer_group_scorer
+    assert settings.consumer_group_stream != service_settings.consumer_group_stream
     assert settings.bootstrap_servers == service_settings.bootstrap_servers
     assert settings.redis_connection == service_settings.redis_connection
     assert [s.state for s in start_services(settings)] == ["external", "external"]

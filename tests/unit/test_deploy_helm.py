@@ -134,6 +134,6 @@ def test_keda_scales_the_stage_on_its_consumer_lag() -> None:
     spec = scaled["fs-fraudstream-stage"]["spec"]
     assert spec["maxReplicaCount"] == 6
     assert spec["triggers"][0]["type"] == "kafka"
-    assert spec["triggers"][0]["metadata"]["consumerGroup"] == Settings().consumer_group_scorer
+    assert spec["triggers"][0]["metadata"]["consumerGroup"] == Settings().consumer_group_stream
 
 

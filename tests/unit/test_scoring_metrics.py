@@ -9,24 +9,20 @@ from scoring.metrics import REASON_CLASSES, build_metrics, reason_class
 
 def test_registries_are_independent_and_nothing_is_global() -> None:
     a, b = build_metrics(), build_metrics(CollectorRegistry())
-    a.decisions.labels(source="stream", decision="review").inc(3)
+    a.decisions.labels(source="api", decision="review").inc(3)
     assert b"fraudstream_decisions_total" in b.exposition()
-    assert b'fraudstream_decisions_total{decision="review",source="stream"} 3.0' in a.exposition()
+    assert b'fraudstream_decisions_total{decision="review",source="api"} 3.0' in a.exposition()
     assert b'decision="review"' not in b.exposition()
 
 
 def test_every_family_is_declared_with_its_buckets() -> None:
     m = build_metrics()
-    m.publish_to_decision.observe(0.012)
     m.http_latency.labels("POST", "/v1/score").observe(0.004)
     text = m.exposition().decode()
-    for name in ("transactions_total", "scorer_batch_seconds", "scorer_batch_size",
-                 "publish_to_decision_seconds", "dead_letters_total", "decisions_total",
-                 "errors_total", "model_info", "model_swaps_total", "http_requests_total",
-                 "http_request_seconds", "online_updates_total", "online_join_total",
-                 "online_pending", "online_snapshots_total", "online_weight"):
+    for name in ("decisions_total", "errors_total", "model_info", "model_swaps_total",
+                 "http_requests_total", "http_request_seconds", "online_updates_total",
+                 "online_join_total", "online_pending", "online_snapshots_total", "online_weight"):
         assert f"# TYPE fraudstream_{name.removesuffix('_total')}" in text, name
-    assert 'fraudstream_publish_to_decision_seconds_bucket{le="0.02"} 1.0' in text
     assert 'bucket{le="0.005",method="POST",route="/v1/score"} 1.0' in text
 
 

@@ -13,7 +13,7 @@ from infra.errors import ConfigurationError, ServiceError
 from infra.settings import Settings
 from streams.topics import DAY_MS, TopicSpec, catalog, ensure_topics, topic_for
 
-CARD_KEYED = ("transactions", "featurized", "scores", "alerts", "labels")
+CARD_KEYED = ("transactions", "scores", "alerts", "labels")
 
 
 class FakeAdmin:
@@ -74,7 +74,7 @@ def settings() -> Settings:
 def test_catalog_covers_every_design_topic(settings: Settings) -> None:
     specs = catalog(settings)
     assert [s.role for s in specs] == [
-        "transactions", "dlq", "featurized", "scores", "alerts", "labels", "labels_dlq",
+        "transactions", "dlq", "scores", "alerts", "labels", "labels_dlq",
         "drift",
     ]  # fmt: skip
     names = [s.name for s in specs]

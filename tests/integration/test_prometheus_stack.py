@@ -69,6 +69,7 @@ FAILURE_ONLY = {
 }
 SELECTOR = re.compile(r'\b(up|fraudstream[a-zA-Z0-9_:]*)(\{[^}]*\})?')
 N_TRANSACTIONS = 800
+API_KEY = "ops-test-key-0123456789"  # the API refuses keys under 16 characters
 
 
 def _free_port() -> int:
@@ -96,7 +97,7 @@ def ops_settings(settings: Settings) -> Settings:
         "topic_transactions": "transactions",  # the name the NoDecisions alert selects
         "feast_project": f"ops_{uuid.uuid4().hex[:8]}",
         "metrics_host": "127.0.0.1",
-        "api_key": SecretStr("ops-test-key"),
+        "api_key": SecretStr(API_KEY),
         "drift_window": "count", "drift_window_rows": 250, "drift_min_rows": 100,
         "online_snapshot_seconds": 2.0, "online_negative_rate": 1.0,
         "monitor_lag_timeout_s": 1.5,
@@ -202,6 +203,8 @@ def _traffic(s: Settings, frame: pd.DataFrame, logs: Callable[[], str]) -> None:
     producer_raw.flush(30)
     scores = drain(s, s.topic_scores, len(live), timeout=300, settle=2)
     assert len(scores) >= len(live) // 2, f"only {len(scores)} of {len(live)} scored\n{logs()}"
+    ids = [json.loads(m.value())["transaction_id"] for m in scores]
+    assert len(ids) == len(set(ids)), "a transaction was decided twice (the repeat?)"
     for label in label_records(live, include_genuine=True):
         producer_raw.produce(s.topic_labels, key=str(label["card_id"]).encode(),
                              value=json.dumps(label).encode())
@@ -210,10 +213,17 @@ def _traffic(s: Settings, frame: pd.DataFrame, logs: Callable[[], str]) -> None:
     one = next(iter_transactions(live.tail(1)))
     with httpx.Client(base_url=api, timeout=10) as client:
         deadline = time.monotonic() + 120
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:  # not listening yet
+                pass
             time.sleep(1)
+        else:
+            pytest.fail(f"the API never became ready\n{logs()}")
         ok = client.post("/v1/score", json={**one, "transaction_id": "ops-api-1"},
-                         headers={"X-API-Key": "ops-test-key"})
+                         headers={"X-API-Key": API_KEY})
         assert ok.status_code == 200, ok.text
         denied = client.post("/v1/labels", json={"transaction_id": "x", "label": "fraud"},
                              headers={"X-API-Key": "wrong"})

@@ -141,6 +141,9 @@ def play(s: Settings, world: DemoWorld,
 
     scorer = WorkerProcess("stream", ["stream", "worker"], s).start()
     workers.append(scorer)
+    workers.append(WorkerProcess("monitor", ["monitor"], s).start())  # lag, live quality
+    _line(f"metrics: curl localhost:{s.stream_metrics_port}/metrics (stream stage), "
+          f"localhost:{s.monitor_metrics_port}/metrics (lag, live precision/recall)")
     if not scorer.wait_for_log(STAGE_READY, timeout=120):
         raise ServiceError(f"the stream stage did not become ready:\n{scorer.log_tail()}")
     _say(f"live: days {world.live_from}-{world.days - 1}, a day at a time. Every transaction "

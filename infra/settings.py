@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line (topic[partition]@offset, "
         "transaction_id where known); text: human-readable")
-    monitor_metrics_port: int = Field(default=18084, ge=0, le=65535, description="0 = off")
+    monitor_metrics_port: int = Field(default=18085, ge=0, le=65535, description="0 = off")
     monitor_lag_groups: tuple[str, ...] = Field(
         default=(), description="consumer groups whose lag the monitor exports; empty = the "
         "groups of the stream stage, learner, drift and quality workers")

@@ -116,7 +116,10 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
                     items.append(label_item(resolved))
     redelivered = {t.event.transaction_id for t in flat if verdicts[id(t)] == REDELIVERED}
     reuse = {tid: v for tid, v in rows.items() if tid in redelivered}
-    by_id = {t.event.transaction_id: t for t in flat}
+    # one record per id is decided: a repeat or conflict of an id kept in this same batch
+    # shares its vector and must neither be scored again nor lend its fields to the row
+    kept = [t for t in flat if verdicts[id(t)] not in (REPEAT, CONFLICT)]
+    by_id = {t.event.transaction_id: t for t in kept}
     vectors: dict[str, tuple[float, ...]] = {}
     out.changelog = cards.encode_changed()
     writes.cards = [(card, served) for _, card, _, served in out.changelog]
@@ -136,10 +139,7 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
     terminals = sorted({_terminal(it) for it in items})
     redis.write(terminals, compute)
     out.late = writes.late
-    # only the record that owns its id: a repeat or a conflict later in the same batch shares
-    # the id (and so the vector) of the record kept, and must never be decided with it
-    owners = [t for t in flat if verdicts[id(t)] not in (REPEAT, CONFLICT)]
-    _decide(out, owners, vectors, decider, now_ms)
+    _decide(out, kept, vectors, decider, now_ms)
     return out
 
 

@@ -1,18 +1,18 @@
 #!/bin/sh
 # Role -> fraudstream command. Anything that is not a role is passed to `fraudstream` as is
 # (e.g. `topics`, `retrain --history ...`). The role's ops port is written for the
-# HEALTHCHECK (healthcheck.py), which probes /healthz on it (a TCP connect for features).
+# HEALTHCHECK (healthcheck.py), which probes /healthz on it. `stream` (alias `stage`) is the
+# one-hop stream stage: features and decisions, one per input partition at most.
 set -eu
-role="${1:-stage}"
+role="${1:-stream}"
 [ "$#" -gt 0 ] && shift
 port=""
 case "$role" in
-  stage|scorer) port="${FRAUDSTREAM_SCORER_METRICS_PORT:-18083}"
-                set -- score worker --instance "${HOSTNAME:-0}" "$@" ;;
-  features)     port="tcp:${FRAUDSTREAM_FAUST_WEB_PORT:-16066}"; set -- features worker "$@" ;;
+  stream|stage) port="${FRAUDSTREAM_STREAM_METRICS_PORT:-18084}"
+                set -- stream worker --instance "${HOSTNAME:-0}" "$@" ;;
   learner)      port="${FRAUDSTREAM_LEARNER_METRICS_PORT:-18081}"; set -- learner "$@" ;;
   drift)        port="${FRAUDSTREAM_DRIFT_METRICS_PORT:-18082}"; set -- drift monitor "$@" ;;
-  monitor)      port="${FRAUDSTREAM_MONITOR_METRICS_PORT:-18084}"; set -- monitor "$@" ;;
+  monitor)      port="${FRAUDSTREAM_MONITOR_METRICS_PORT:-18085}"; set -- monitor "$@" ;;
   api)          port="${FRAUDSTREAM_API_PORT:-18080}"; set -- api "$@" ;;
   bootstrap)
     # topics, Feast definitions and a first champion on simulated history (once)

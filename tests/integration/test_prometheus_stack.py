@@ -7,9 +7,12 @@ record and a few API calls flowing so that each metric has samples. Prometheus (
 binary) runs on a free port with a config generated here, the project's rule files loaded,
 1 s scrapes. A missing ``prometheus`` binary skips the test outside CI and fails it in CI.
 
-The stage's processes and scrape job are named in ``STAGE`` below and its metric names in
+The stage (``fraudstream stream worker``: features and decisions in one hop) and its scrape
+job are named in ``STAGE`` below and its metric names in
 ``infra/deploy/prometheus/rules/stage.rules.yml``: the two places to adjust when the stream
-stage changes.
+stage changes. Besides a bad record on each input, the traffic repeats a transaction (same
+content: counted, no second decision) and reuses an id with other content (a conflict,
+dead-lettered), so the stage's id and dead-letter series exist.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from features.stream.decide import READY_MARKER as STAGE_READY
 from infra.settings import Settings
 from infra.workers import WorkerProcess
 from replay.history import iter_transactions, label_records
@@ -42,13 +47,11 @@ from tests.integration.deployed import drain, prepare, split_days
 RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
 
 # The stream stage: scrape job -> (process name, CLI args, settings field of its port).
-# Today the feature worker (no /metrics) feeds the scorer; the transactional stage that
-# replaces both takes this one entry (and FEATURE_HELPERS becomes empty).
 STAGE: dict[str, tuple[str, list[str], str]] = {
-    "fraudstream-stage": ("scorer", ["score", "worker"], "scorer_metrics_port"),
+    "fraudstream-stage": ("stream", ["stream", "worker", "--instance", "ops-0"],
+                          "stream_metrics_port"),
 }
-FEATURE_HELPERS: dict[str, list[str]] = {"features": ["features", "worker"]}
-READY_MARKERS = {"features": "[^Worker]: Ready"}  # published to before: a faust start-up race
+READY_MARKERS = {"fraudstream-stage": STAGE_READY}
 OTHERS: dict[str, tuple[str, list[str], str]] = {
     "fraudstream-learner": ("learner", ["learner"], "learner_metrics_port"),
     "fraudstream-drift": ("drift", ["drift", "monitor"], "drift_metrics_port"),
@@ -61,9 +64,13 @@ OTHERS: dict[str, tuple[str, list[str], str]] = {
 FAILURE_ONLY = {
     'fraudstream_http_requests_total{status=~"5.."}',
     'fraudstream_errors_total{reason="model"}',
+    "fraudstream_stream_transaction_aborts_total",
+    "fraudstream_stream_late_items_total",
+    "fraudstream_stream_shadow_errors_total",
 }
 SELECTOR = re.compile(r'\b(up|fraudstream[a-zA-Z0-9_:]*)(\{[^}]*\})?')
 N_TRANSACTIONS = 800
+API_KEY = "ops-test-key-0123456789"  # the API refuses keys under 16 characters
 
 
 def _free_port() -> int:
@@ -91,7 +98,7 @@ def ops_settings(settings: Settings) -> Settings:
         "topic_transactions": "transactions",  # the name the NoDecisions alert selects
         "feast_project": f"ops_{uuid.uuid4().hex[:8]}",
         "metrics_host": "127.0.0.1",
-        "api_key": SecretStr("ops-test-key"),
+        "api_key": SecretStr(API_KEY),
         "drift_window": "count", "drift_window_rows": 250, "drift_min_rows": 100,
         "online_snapshot_seconds": 2.0, "online_negative_rate": 1.0,
         "monitor_lag_timeout_s": 1.5,
@@ -106,12 +113,10 @@ def frame() -> pd.DataFrame:
 @pytest.fixture
 def workers(ops_settings: Settings, frame: pd.DataFrame,
             tmp_path: Path) -> Iterator[dict[str, tuple[WorkerProcess, int]]]:
-    """Every worker with its scrape job and port (the feature helper has no port)."""
+    """Every worker with its scrape job and port."""
     prepare(ops_settings, split_days(frame, 20)[0], tmp_path)
     procs: dict[str, tuple[WorkerProcess, int]] = {}
     try:
-        for name, args in FEATURE_HELPERS.items():
-            procs[name] = (WorkerProcess(name, args, ops_settings).start(), 0)
         for job, (name, args, field) in {**STAGE, **OTHERS}.items():
             procs[job] = (WorkerProcess(name, args, ops_settings).start(),
                           int(getattr(ops_settings, field)))
@@ -184,17 +189,27 @@ def _logs(workers: dict[str, tuple[WorkerProcess, int]]) -> str:
 
 
 def _traffic(s: Settings, frame: pd.DataFrame, logs: Callable[[], str]) -> None:
-    """Transactions, a bad record on each input, labels once scored, API calls."""
+    """Transactions (one repeated, one id reused with other content), a bad record on each
+    input, labels once scored, API calls."""
     live = split_days(frame, 20)[1].head(N_TRANSACTIONS)
+    records = list(iter_transactions(live))
     with TransactionProducer(s) as producer:
-        for record in iter_transactions(live):
+        for record in records:
             producer.send(record)
-        producer.send_raw("bad-json", b'{"transaction_id": ')
+        producer.send(records[0])  # a repeat: same content, no second decision
+        producer.send({**records[1], "amount": float(records[1]["amount"]) + 1.0})  # conflict
+        producer.send_raw("bad-json", b'{"transaction_id": ')  # -> transactions.dlq
     producer_raw = make_producer(s)
-    producer_raw.produce(s.topic_featurized, key=b"bad", value=b"not json")  # stage's DLQ
+    producer_raw.produce(s.topic_labels, key=b"bad", value=b"not json")  # -> labels.dlq
     producer_raw.flush(30)
     scores = drain(s, s.topic_scores, len(live), timeout=300, settle=2)
     assert len(scores) >= len(live) // 2, f"only {len(scores)} of {len(live)} scored\n{logs()}"
+    ids = Counter(json.loads(m.value())["transaction_id"] for m in scores)
+    twice = {t: n for t, n in ids.items() if n > 1}
+    assert not twice, (f"decided more than once: {twice} (repeat {records[0]['transaction_id']},"
+                       f" conflict {records[1]['transaction_id']})\n" + "\n".join(
+                           f"{m.partition()}@{m.offset()} {m.value()[:300]!r}" for m in scores
+                           if json.loads(m.value())["transaction_id"] in twice))
     for label in label_records(live, include_genuine=True):
         producer_raw.produce(s.topic_labels, key=str(label["card_id"]).encode(),
                              value=json.dumps(label).encode())
@@ -203,10 +218,17 @@ def _traffic(s: Settings, frame: pd.DataFrame, logs: Callable[[], str]) -> None:
     one = next(iter_transactions(live.tail(1)))
     with httpx.Client(base_url=api, timeout=10) as client:
         deadline = time.monotonic() + 120
-        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:  # not listening yet
+                pass
             time.sleep(1)
+        else:
+            pytest.fail(f"the API never became ready\n{logs()}")
         ok = client.post("/v1/score", json={**one, "transaction_id": "ops-api-1"},
-                         headers={"X-API-Key": "ops-test-key"})
+                         headers={"X-API-Key": API_KEY})
         assert ok.status_code == 200, ok.text
         denied = client.post("/v1/labels", json={"transaction_id": "x", "label": "fraud"},
                              headers={"X-API-Key": "wrong"})
@@ -228,9 +250,14 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
         time.sleep(2)
     assert not missing, ("no series for:\n  " + "\n  ".join(sorted(missing))
                          + f"\n{_logs(workers)}")
+    served = "\n".join(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                       for _, port in workers.values() if port)
     for selector in FAILURE_ONLY:
         name = selector.split("{")[0]
-        assert _metadata(prometheus, name), f"{name} unknown to Prometheus"
+        # a labelled metric with no child yet has no sample (so Prometheus may keep no
+        # metadata for it), but its worker declares it
+        assert _metadata(prometheus, name) or f"# HELP {name} " in served, (
+            f"{name} neither known to Prometheus nor served by a worker")
 
     up = {r["metric"]["job"]: r["value"][1] for r in _query(prometheus, "up")}
     assert up == {job: "1" for job in up} and set(up) == {*STAGE, *OTHERS}
@@ -238,10 +265,12 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
     assert window > 0, "no matured decision reached the live quality window"
     lag_groups = {r["metric"]["group"] for r in
                   _query(prometheus, "fraudstream_consumer_lag_messages")}
-    assert ops_settings.consumer_group_scorer in lag_groups
+    assert ops_settings.consumer_group_stream in lag_groups
     for name, promql in {
         "decisions/s": "sum(fraudstream:stage_decisions:rate1m)",
         "p99 publish->decision s": "fraudstream:stage_publish_to_decision_seconds:p99_5m",
+        "dead-letter share": "fraudstream:stage_dead_letter_ratio:rate5m",
+        "id conflicts (15m)": "fraudstream:stage_id_conflicts:increase15m",
         "lag (all groups)": "sum(fraudstream_consumer_lag_messages)",
         "live precision@budget": "fraudstream_live_precision_at_budget_ratio",
         "live recall@budget": "fraudstream_live_recall_at_budget_ratio",
@@ -249,8 +278,10 @@ def test_every_dashboard_query_and_rule_selector_returns_series(
     }.items():
         print(f"{name}: {_query(prometheus, promql)[0]['value'][1]}")
     wanted = re.compile(r"^fraudstream_(live_|retrain_triggers|model_alias_moves_total|"
-                        r"publish_to_decision_seconds_(count|sum)|consumer_lag_messages\{group="
-                        f'"{ops_settings.consumer_group_scorer}")')
+                        r"stream_(records_|publish_to_decision_seconds_(count|sum)|consumer_lag"
+                        r"|dead_letters_total|transaction_ids_total|model_info)|"
+                        r"consumer_lag_messages\{group="
+                        f'"{ops_settings.consumer_group_stream}")')
     for job, (_, port) in workers.items():
         if port and job in {*STAGE, "fraudstream-monitor"}:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 
 from tests.deploy_tools import DEPLOY, ROOT, tool
 
-ROLES = {"features", "scorer", "learner", "drift", "monitor", "api"}
+ROLES = {"stream", "learner", "drift", "monitor", "api"}
 
 
 def compose() -> dict:  # type: ignore[type-arg]
@@ -54,7 +54,10 @@ def test_prometheus_scrapes_the_compose_services() -> None:
     targets = {t.split(":")[0] for job in config["scrape_configs"]
                for sc in job["static_configs"] for t in sc["targets"]}
     services = set(compose()["services"])
-    assert targets <= services and targets >= ROLES - {"features"}
+    assert targets <= services and targets >= ROLES
+    stage = next(job for job in config["scrape_configs"] if job["job_name"] == "fraudstream-stage")
+    assert stage["static_configs"][0]["targets"] == ["stream:18084"]
+    assert not {"scorer", "features"} & set(compose()["services"]), "old stage processes"
 
 
 def test_hadolint_passes() -> None:
@@ -72,7 +75,7 @@ def test_dockerfile_is_slim_non_root_pinned_with_healthcheck() -> None:
     assert re.search(r"^HEALTHCHECK ", text, re.M)
     assert "requirements.lock" in text and "--no-deps" in text
     entry = (DEPLOY / "entrypoint.sh").read_text()
-    for role in ("stage", "features", "learner", "drift", "monitor", "api", "bootstrap"):
+    for role in ("stream", "learner", "drift", "monitor", "api", "bootstrap"):
         assert re.search(rf"^\s+{role}[|)]", entry, re.M), f"entrypoint lacks role {role}"
     out = subprocess.run(["sh", "-n", str(DEPLOY / "entrypoint.sh")], capture_output=True,
                          text=True, timeout=10)
@@ -111,11 +114,13 @@ def _entrypoint(tmp_path: Path, *args: str) -> tuple[list[str], str]:
 
 
 def test_entrypoint_maps_roles_to_commands_and_health_ports(tmp_path: Path) -> None:
-    assert _entrypoint(tmp_path, "stage") == (
-        ["score", "worker", "--instance", "pod-7"], "18083")
+    assert _entrypoint(tmp_path, "stream") == (
+        ["stream", "worker", "--instance", "pod-7"], "18084")
+    assert _entrypoint(tmp_path) == _entrypoint(tmp_path, "stage")  # default; old role name
+    assert _entrypoint(tmp_path, "stage")[0][:2] == ["stream", "worker"]
+    assert _entrypoint(tmp_path, "monitor") == (["monitor"], "18085")
     assert _entrypoint(tmp_path, "api") == (["api"], "9999")
     assert _entrypoint(tmp_path, "drift", "-v") == (["drift", "monitor", "-v"], "18082")
-    assert _entrypoint(tmp_path, "features")[1] == "tcp:16066"
     assert _entrypoint(tmp_path, "topics") == (["topics"], "")
 
 

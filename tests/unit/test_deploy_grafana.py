@@ -55,7 +55,7 @@ def test_dashboard_covers_what_operators_watch() -> None:
     text = " ".join(q for _, q in dashboard_queries())
     for needle in ("stage_decisions", "consumer_lag", "publish_to_decision", "dead_letter",
                    "drift_psi", "live_precision_at_budget", "live_recall_at_budget",
-                   "model_info"):
+                   "model_info", "stage_late_ratio", "stage_transaction_ids", "stage_alerts"):
         assert needle in text, needle
 
 

@@ -62,14 +62,14 @@ def test_every_rendered_manifest_is_valid(args: list[str]) -> None:
 
 def test_replicas_follow_partitions_and_singletons_run_once() -> None:
     deps = by_kind(render("--set", "kafka.partitions=2"), "Deployment")
-    assert deps["fs-fraudstream-stage"]["spec"]["replicas"] == 2  # 4 asked, 2 partitions
+    assert deps["fs-fraudstream-stream"]["spec"]["replicas"] == 2  # 4 asked, 2 partitions
     assert deps["fs-fraudstream-api"]["spec"]["replicas"] == 2
     for role in ("learner", "drift", "monitor"):
         spec = deps[f"fs-fraudstream-{role}"]["spec"]
         assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
     deps = by_kind(render("--set", "kafka.partitions=12"), "Deployment")
-    assert deps["fs-fraudstream-stage"]["spec"]["replicas"] == 4
-    scaled = by_kind(render(*ALL_ON), "Deployment")["fs-fraudstream-stage"]["spec"]
+    assert deps["fs-fraudstream-stream"]["spec"]["replicas"] == 4
+    scaled = by_kind(render(*ALL_ON), "Deployment")["fs-fraudstream-stream"]["spec"]
     assert "replicas" not in scaled  # KEDA owns it
 
 
@@ -88,7 +88,31 @@ def test_probes_resources_security_and_scrape_annotations() -> None:
             assert notes["prometheus.io/scrape"] == "true"
             assert notes["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
     assert set(by_kind(docs, "PodDisruptionBudget")) == {
-        "fs-fraudstream-stage", "fs-fraudstream-features", "fs-fraudstream-api"}
+        "fs-fraudstream-stream", "fs-fraudstream-api"}
+
+
+def test_one_stream_role_scraped_as_the_stage_job() -> None:
+    """The stream worker is the only partitioned role; its scrape job is the one the
+    recording rules select (job="fraudstream-stage"), under annotations and ServiceMonitors."""
+    docs = render(*ALL_ON)
+    deps = by_kind(docs, "Deployment")
+    assert not {"fs-fraudstream-stage", "fs-fraudstream-features", "fs-fraudstream-scorer"} & set(
+        deps)
+    pod = deps["fs-fraudstream-stream"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["args"][:2] == ["stream", "worker"]
+    assert "--instance" in container["args"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FRAUDSTREAM_STREAM_METRICS_PORT"] == str(container["ports"][0]["containerPort"])
+    assert pod["metadata"]["annotations"]["prometheus.io/job"] == "fraudstream-stage"
+    monitors = by_kind(docs, "ServiceMonitor")
+    relabel = monitors["fs-fraudstream-stream"]["spec"]["endpoints"][0]["relabelings"][0]
+    assert relabel["replacement"] == "fraudstream-stage"
+    assert monitors["fs-fraudstream-api"]["spec"]["endpoints"][0]["relabelings"][0][
+        "replacement"] == "fraudstream-api"
+    ports = {n: d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+             for n, d in by_kind(render(), "Deployment").items()}
+    assert len(set(ports.values())) == len(ports), f"roles share a port: {ports}"
 
 
 def test_settings_in_configmap_secrets_in_secret_and_names_are_real_settings() -> None:
@@ -129,11 +153,23 @@ def test_chart_ships_the_same_rules_and_dashboard() -> None:
     assert '"uid": "fraudstream-overview"' in dash["data"]["fraudstream.json"]
 
 
-def test_keda_scales_the_stage_on_its_consumer_lag() -> None:
+def test_keda_scales_the_stream_stage_on_its_consumer_lag() -> None:
     scaled = by_kind(render(*ALL_ON, "--set", "kafka.partitions=6"), "ScaledObject")
-    spec = scaled["fs-fraudstream-stage"]["spec"]
+    spec = scaled["fs-fraudstream-stream"]["spec"]
     assert spec["maxReplicaCount"] == 6
     assert spec["triggers"][0]["type"] == "kafka"
-    assert spec["triggers"][0]["metadata"]["consumerGroup"] == Settings().consumer_group_stream
+    meta = spec["triggers"][0]["metadata"]
+    assert meta["consumerGroup"] == Settings().consumer_group_stream
+    assert meta["topic"] == Settings().topic_transactions
+    assert spec["scaleTargetRef"]["name"] == "fs-fraudstream-stream"
+
+
+def test_hpa_scales_the_stream_stage_on_its_lag_on_transactions() -> None:
+    hpa = by_kind(render("--set", "autoscaling.hpa.enabled=true", "--set",
+                         "kafka.partitions=6"), "HorizontalPodAutoscaler")["fs-fraudstream-stream"]
+    assert hpa["spec"]["maxReplicas"] == 6
+    match = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]["matchLabels"]
+    assert match == {"group": Settings().consumer_group_stream,
+                     "topic": Settings().topic_transactions}
 
 

@@ -71,7 +71,7 @@ def test_every_alert_has_a_firing_and_a_silent_case() -> None:
 
 def test_alerts_and_dashboard_read_the_stage_only_through_recording_rules() -> None:
     raw = stage_raw_metrics()
-    assert "fraudstream_publish_to_decision_seconds" in raw
+    assert "fraudstream_stream_publish_to_decision_seconds" in raw
     alerts = (PROM / "rules" / "alerts.rules.yml").read_text()
     dashboards = [p.read_text() for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")]
     for text in [alerts, *dashboards]:
@@ -79,6 +79,32 @@ def test_alerts_and_dashboard_read_the_stage_only_through_recording_rules() -> N
         assert used & raw == set()
     for text in dashboards:
         json.loads(text)
+
+
+def test_recording_rules_read_only_names_the_stream_stage_declares() -> None:
+    """The stage's names come from features/stream/metrics.py: a rename there fails here."""
+    from prometheus_client import generate_latest
+
+    from features.stream.metrics import build_stage_metrics
+
+    text = generate_latest(build_stage_metrics().registry).decode()
+    declared = set(re.findall(r"^# HELP (\S+)", text, re.M))
+    raw = stage_raw_metrics()
+    assert raw - declared == set(), "recording rules read names the stage does not serve"
+    for needed in ("records_in_total", "records_out_total", "dead_letters_total",
+                   "transaction_aborts_total", "late_items_total", "transaction_ids_total",
+                   "batch_seconds", "publish_to_decision_seconds", "consumer_lag",
+                   "model_info"):
+        assert f"fraudstream_stream_{needed}" in raw, needed
+
+
+def test_slo_bound_is_a_bucket_of_the_stage_histogram() -> None:
+    """The SLO rules count decisions under le="0.5": that bound must be a real bucket."""
+    from scoring.metrics import E2E_BUCKETS
+
+    text = (PROM / "rules" / "stage.rules.yml").read_text()
+    bounds = {float(b) for b in re.findall(r'_bucket\{le="([0-9.]+)"\}', text)}
+    assert bounds and bounds <= set(E2E_BUCKETS)
 
 
 def test_every_alert_has_severity_summary_and_a_runbook_line() -> None:

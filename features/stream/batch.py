@@ -77,6 +77,7 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
     verdicts = dict(zip((id(t) for t in flat), judge_batch(flat, stored), strict=True))
     writes = Writes()
     items: list[TerminalItem] = []
+    card_late: list[Late] = []  # labels that reached a card behind its later transactions
     for p in sorted(set(txns) | set(labels)):
         keep = []
         for t in txns.get(p, []):
@@ -102,7 +103,7 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
                     items.append(txn_item(it, feats))
             else:
                 try:
-                    resolved = _resolve(cards, it, p)
+                    resolved = _resolve(cards, it, p, card_late)
                 except Exception as exc:  # noqa: BLE001 - one record never stops the batch
                     out.rejected.append(("labels", Rejected(
                         f"feature core failed: {type(exc).__name__}: {exc}", "core", None,
@@ -133,7 +134,7 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
         writes.rows = base_rows + [
             (tid, by_id[tid].event.card_id, terminal_of(by_id[tid]), by_id[tid].event.event_ms,
              vec) for tid, vec in result.vectors.items() if tid not in reuse and _finite(vec)]
-        writes.late = result.late
+        writes.late = result.late + card_late
         return writes, result.changed
 
     terminals = sorted({_terminal(it) for it in items})
@@ -148,12 +149,24 @@ def _terminal(item: TerminalItem) -> str:
     return payload.terminal if isinstance(payload, LabelEvent) else terminal_of(payload[0])
 
 
-def _resolve(cards: CardStates, item: LabelItem, partition: int) -> LabelEvent | None:
+def _resolve(cards: CardStates, item: LabelItem, partition: int,
+             late: list[Late]) -> LabelEvent | None:
+    """Apply a label to its card (and return its terminal item), as the core does.
+
+    The core applies a label before the card's transactions after ``label_ms``. A label that
+    arrives once the card already folded in such a transaction (labels published late) is
+    applied now and recorded as late: the label-derived card features of the card's
+    transactions in ``(label_ms, last_ms]`` may differ from the core's (kind ``card_label``,
+    ``terminal`` = ``card:<card_id>``).
+    """
     label = item.label
     state = cards.get(label.card_id, partition)
     hit = state.transaction_terminal(label.transaction_id) if state else None
     if state is None or hit is None:
         return None
+    if state.last_ms is not None and state.last_ms > label.label_ms:
+        late.append(Late(label.transaction_id, "card_label", f"card:{label.card_id}",
+                         label.label_ms + 1, state.last_ms))
     cards.put(label.card_id, card_label(state, label.transaction_id, label.label_ms,
                                         label.fraud), partition)
     return LabelEvent(label.transaction_id, hit[0], hit[1], label.label_ms, label.fraud)

@@ -49,7 +49,7 @@ class Late:
     from the offline core's."""
 
     item_id: str
-    kind: str  # "transaction" | "label"
+    kind: str  # "transaction" | "label" (terminal) | "card_label" (terminal = "card:<id>")
     terminal: str
     from_ms: int
     to_ms: int

@@ -75,7 +75,7 @@ def test_api_end_to_end(api_settings: Settings) -> None:
         assert client.get("/readyz").json() == {
             "ready": True, "checks": {"kafka": True, "redis": True, "model": True}}
         assert client.post("/v1/score", json=txn).status_code == 401
-        assert client.post("/v1/score", json={**txn, "amount": 0}, headers=AUTH).status_code \
+        assert client.post("/v1/score", json={**txn, "amount": -1}, headers=AUTH).status_code \
             == 422
         body = client.post("/v1/score", json=txn, headers=AUTH).json()
 

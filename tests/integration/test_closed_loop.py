@@ -30,6 +30,7 @@ from drift.reference import SCORE, Reference
 from drift.sustained import SustainedDrift
 from drift.triggers import TriggerConfig
 from features.core import FEATURE_NAMES
+from infra.demo_world import WARMING_UP
 from infra.settings import Settings
 from models.metrics import recall_at_budget
 from models.pipeline import training_frame
@@ -57,8 +58,10 @@ RETRAIN = RetrainConfig(
 TRIGGERS = TriggerConfig(min_interval_days=5.0, min_matured_frauds=20, volume_frauds=None,
                          schedule_days=30.0)
 POLICY = PromotionPolicy(min_frauds=20)
+# the simulator's artefacts, as in the demo (infra.demo_world): card ages, night shares and
+# the label-delay windows, which are still filling in a world that starts on day 0
 THRESHOLDS = DriftThresholds(skip=(*CALENDAR_FEATURES, "card_age_days",
-                                   "card_profile_night_share"))
+                                   "card_profile_night_share", *WARMING_UP))
 
 
 @dataclass

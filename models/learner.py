@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from features.core import FEATURE_NAMES, Label
 from features.labels import parse_label, validate_label
@@ -45,6 +45,7 @@ from models.online_join import Example, LabelJoin
 from models.online_snapshot import SnapshotStore
 from scoring.metrics import ScoringMetrics, build_metrics
 from streams import serde
+from streams.clients import is_record
 from streams.delivery import DeliveryTracker, ProducerLike
 from streams.dlq import DeadLetterRouter
 from streams.isolation import RecordGuard
@@ -181,10 +182,7 @@ class Learner:
 
     def process(self, messages: list[Message]) -> None:
         for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", err)
+            if not is_record(message, log):
                 continue
             topic, partition = message.topic() or "", message.partition() or 0
             value = message.value() or b""

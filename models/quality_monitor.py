@@ -17,11 +17,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, Message
 
 from infra.settings import Settings
 from models.live_quality import QualityTracker
 from models.ops_metrics import QualityMetrics
+from streams.clients import is_record
 
 log = logging.getLogger("fraudstream.models.quality")
 ALERTED = frozenset({"review", "decline"})
@@ -71,10 +72,7 @@ class QualityMonitor:
 
     def process(self, messages: list[Message]) -> None:
         for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", err)
+            if not is_record(message, log):
                 continue
             topic = message.topic() or ""
             try:

@@ -6,9 +6,10 @@ bootstrap servers and client defaults live in one place. Nothing connects at imp
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from infra.settings import Settings
@@ -50,3 +51,13 @@ def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consum
 
 def make_admin(settings: Settings) -> AdminClient:
     return AdminClient(_base(settings))
+
+
+def is_record(message: Message, log: logging.Logger) -> bool:
+    """True for a record; False for an end-of-partition event or a consumer error (logged)."""
+    err = message.error()
+    if err is None:
+        return True
+    if err.code() != KafkaError._PARTITION_EOF:
+        log.warning("consumer error: %s", err)
+    return False

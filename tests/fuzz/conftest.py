@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from infra.errors import ServiceError
 from infra.services import redis_url
 from infra.settings import Settings
-from infra.testing import running_services, services_required
+from tests.integration.conftest import services_or_skip
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CASES = 600
@@ -40,14 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="package")
 def fuzz_services() -> Iterator[Settings]:
-    with ExitStack() as stack:
-        try:
-            settings = stack.enter_context(running_services())
-        except ServiceError as exc:
-            reason = f"Kafka/Redis could not be started: {exc}"
-            if services_required():
-                pytest.fail(f"{reason}\n(CI or FRAUDSTREAM_REQUIRE_SERVICES=1: failing)")
-            pytest.skip(f"{reason}\n(set FRAUDSTREAM_REQUIRE_SERVICES=1 to fail instead)")
+    with services_or_skip() as settings:
         yield settings
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def service_settings() -> Iterator[Settings]:
-    """Settings of the session's running Kafka and Redis (MLflow: sqlite in its state dir)."""
+@contextmanager
+def services_or_skip() -> Iterator[Settings]:
+    """Running Kafka and Redis; without them the test fails in CI and skips elsewhere."""
     with ExitStack() as stack:
         try:
             settings = stack.enter_context(running_services())
@@ -52,6 +52,13 @@ def service_settings() -> Iterator[Settings]:
                     f"{reason}\n(CI or FRAUDSTREAM_REQUIRE_SERVICES=1: failing, not skipping)"
                 )
             pytest.skip(f"{reason}\n(set FRAUDSTREAM_REQUIRE_SERVICES=1 to fail instead)")
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def service_settings() -> Iterator[Settings]:
+    """Settings of the session's running Kafka and Redis (MLflow: sqlite in its state dir)."""
+    with services_or_skip() as settings:
         yield settings
 
 

@@ -131,8 +131,9 @@ def test_sigkill_storm(deployed: tuple[Settings, pd.DataFrame]) -> None:
     report(f"storm ({len(SIZE.kills)} kills)", v, started, worker)
 
 
-def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
-                            service_settings: Settings) -> None:
+def _outage(deployed: tuple[Settings, pd.DataFrame], service_settings: Settings,
+            service: str, seconds: float, name: str) -> None:
+    """Stop ``service`` for ``seconds`` mid-stream and start it again; no worker restart."""
     s, live = deployed
     started = time.monotonic()
     worker = stage(s)
@@ -140,37 +141,26 @@ def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
     publisher.start()
     try:
         wait_decisions(s, 2000)
-        stop_services(service_settings, ["kafka"])
-        time.sleep(20)
-        start_services(service_settings, ["kafka"])
+        stop_services(service_settings, [service])
+        time.sleep(seconds)
+        start_services(service_settings, [service])
         publisher.finish()
         v = verdict(s, live, timeout=600)
         assert worker.alive(), worker.log_tail(40)
     finally:
-        start_services(service_settings, ["kafka"])  # idempotent: running is fine
+        start_services(service_settings, [service])  # idempotent: running is fine
         worker.stop()
-    report("broker stopped 20 s", v, started, worker)
+    report(name, v, started, worker)
+
+
+def test_broker_stopped_20s(deployed: tuple[Settings, pd.DataFrame],
+                            service_settings: Settings) -> None:
+    _outage(deployed, service_settings, "kafka", 20, "broker stopped 20 s")
 
 
 def test_redis_restarted(deployed: tuple[Settings, pd.DataFrame],
                          service_settings: Settings) -> None:
-    s, live = deployed
-    started = time.monotonic()
-    worker = stage(s)
-    publisher = Publisher(s, live, SIZE.rate)
-    publisher.start()
-    try:
-        wait_decisions(s, 2000)
-        stop_services(service_settings, ["redis"])
-        time.sleep(3)
-        start_services(service_settings, ["redis"])
-        publisher.finish()
-        v = verdict(s, live, timeout=600)
-        assert worker.alive(), worker.log_tail(40)
-    finally:
-        start_services(service_settings, ["redis"])
-        worker.stop()
-    report("redis restarted", v, started, worker)
+    _outage(deployed, service_settings, "redis", 3, "redis restarted")
 
 
 def test_scale_out_kill_one_then_add_one(settings: Settings,

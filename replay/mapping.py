@@ -163,6 +163,9 @@ class ColumnMapping:
                 raise ConfigurationError(f"field {name!r} is both mapped (column {column!r}) "
                                          f"and derived (from {self.derive[name].label()})")
             seen[name] = column
+        wrong = sorted(n for n, d in self.derive.items() if d.target != n)
+        if wrong:
+            raise ConfigurationError(f"derive: entries {wrong} name another target field")
         bad = sorted(set(self.defaults) - set(DEFAULTS))
         if bad:
             raise ConfigurationError(f"defaults only apply to {sorted(DEFAULTS)}, not {bad}")

@@ -193,3 +193,10 @@ def test_parquet_ids_keep_their_type(tmp_path: Path) -> None:
     history = load_history(tmp_path / "h.parquet", mapping)
     assert history.attrs["integer_ids"] == ("card_id",)  # CUSTOMER_ID is int64 there
     assert history["card_id"].iloc[0] == "596"
+
+
+def test_a_derivation_is_filed_under_its_own_field() -> None:
+    from replay.mapping import ColumnMapping, Derivation
+
+    with pytest.raises(ConfigurationError, match="name another target field"):
+        ColumnMapping(derive={"mcc": Derivation("channel", value="pos")})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from replay.mapping import (
     ColumnMapping,
     Derivation,
     as_text,
+    by_value,
     with_derived,
 )
 
@@ -169,20 +171,7 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
         p.add("amount", what, mask, raw_amount)
     out["amount"] = amount + 0.0  # -0.0 -> 0.0
 
-    for name in ("channel", "country", "currency", "mcc"):
-        if name not in cols:
-            out[name] = mapping.default(name)
-            continue
-        values = as_text(raw[cols[name]])
-        values = values.str.lower() if name == "channel" else values.str.upper()
-        if name == "mcc":
-            values = values.str.zfill(4)
-        values = values.fillna(mapping.default(name))
-        ok = (values.isin(CHANNELS) if name == "channel"
-              else values.str.fullmatch(_PATTERNS[name]))
-        p.add(name, f"invalid {name}" + (f" (one of {CHANNELS})" if name == "channel" else ""),
-              ~ok.fillna(False).to_numpy(dtype=bool), raw[cols[name]])
-        out[name] = values.astype(object)
+    _codes(p, raw, cols, out, mapping)
     for name in ("terminal_id", "device_id"):
         if name not in out:
             out[name] = None
@@ -192,10 +181,39 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
     return _order(out, raw_time, mapping, source, cols)
 
 
+def _code(name: str, values: pd.Series) -> pd.Series:
+    """One code field's distinct values, normalised as the stream expects them."""
+    text = as_text(values)
+    text = text.str.lower() if name == "channel" else text.str.upper()
+    return text.str.zfill(4) if name == "mcc" else text
+
+
+def _valid_code(name: str, value: str) -> bool:
+    if name == "channel":
+        return value in CHANNELS
+    return re.fullmatch(_PATTERNS[name], value) is not None
+
+
+def _codes(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame,
+           mapping: ColumnMapping) -> None:
+    """channel, country, currency and mcc: normalised, blanks to the default, checked (each
+    distinct value once)."""
+    for name in ("channel", "country", "currency", "mcc"):
+        if name not in cols:
+            out[name] = mapping.default(name)
+            continue
+        values = by_value(raw[cols[name]], partial(_code, name))
+        values = values.fillna(mapping.default(name))
+        good = [v for v in values.unique() if _valid_code(name, v)]
+        p.add(name, f"invalid {name}" + (f" (one of {CHANNELS})" if name == "channel" else ""),
+              ~values.isin(good).to_numpy(dtype=bool), raw[cols[name]])
+        out[name] = values.astype(object)
+
+
 def _labels(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame,
             mapping: ColumnMapping, require_labels: bool) -> None:
     if "is_fraud" in cols:
-        text = as_text(raw[cols["is_fraud"]]).str.lower()
+        text = by_value(raw[cols["is_fraud"]], lambda u: as_text(u).str.lower())
         fraud, genuine = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
         blank = text.isna().to_numpy()
         p.add("is_fraud", "missing label", blank, raw[cols["is_fraud"]])

@@ -200,3 +200,25 @@ def test_a_derivation_is_filed_under_its_own_field() -> None:
 
     with pytest.raises(ConfigurationError, match="name another target field"):
         ColumnMapping(derive={"mcc": Derivation("channel", value="pos")})
+
+
+def test_merchant_ids_are_1_to_128_printable_characters(tmp_path: Path) -> None:
+    longest = "Café Müller, Söhne & Co. — 東京 " + "x" * 98  # 128 characters
+    assert len(longest) == 128
+    frame = pd.DataFrame({"ID": ["t1", "t2", "t3", "t4"],
+                          "WHEN": [f"2025-01-06 10:00:0{i}" for i in range(4)],
+                          "CARD": "c1", "AMT": 1.0, "FRAUD": 0,
+                          "SHOP": [longest, "  padded name  ", longest + "y", "tab\there"]})
+    frame.to_parquet(tmp_path / "f.parquet")
+    mapping = load_mapping(None, ["ID=transaction_id", "WHEN=event_time", "CARD=card_id",
+                                  "AMT=amount", "FRAUD=is_fraud", "SHOP=merchant_id"])
+    with pytest.raises(InvalidInput) as info:
+        load_history(tmp_path / "f.parquet", mapping)
+    message = str(info.value)
+    assert "column 'SHOP' (merchant_id): not an id (1-128 printable characters) in 2 row(s)" \
+        in message and "row 3" in message and "row 4: 'tab\\there'" in message
+    frame.head(2).to_parquet(tmp_path / "ok.parquet")
+    history = load_history(tmp_path / "ok.parquet", mapping)
+    assert history["merchant_id"].tolist() == [longest, "padded name"]
+    for record in iter_transactions(history):
+        Transaction.model_validate(record)

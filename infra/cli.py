@@ -98,6 +98,12 @@ def _mapping_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mapping", help="column mapping file (.yaml, .toml or .json)")
     p.add_argument("--map", action="append", default=[], metavar="YOUR_COLUMN=field",
                    help="map one column (repeatable; overrides the mapping file)")
+    p.add_argument("--derive", action="append", default=[],
+                   metavar="field=COLUMN:VALUE=out,...",
+                   help="a field from a column through a value map, e.g. "
+                   "channel=category:*_net=ecom,*=pos (repeatable; patterns * ? [..])")
+    p.add_argument("--value", action="append", default=[], metavar="field=VALUE",
+                   help="a field set to one value for every row, e.g. currency=USD")
     p.add_argument("--label-delay-days", type=float, default=None,
                    help="label delay when the file has no label time (default 7)")
     p.add_argument("--sort", action="store_true", help="sort by event time, not refuse")
@@ -130,7 +136,7 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
         written, metrics = backtest_file(settings, Path(args.file), mapping_of(args),
                                          options, Path(args.out))
     print(print_table(metrics))
-    print(f"wrote {written.predictions}, {written.metrics} and {written.report}")
+    print(written.line())
     return 0
 
 

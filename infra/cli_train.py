@@ -22,12 +22,14 @@ log = logging.getLogger("fraudstream.cli")
 
 
 def mapping_of(args: argparse.Namespace) -> ColumnMapping:
-    """The column mapping the ``--mapping``/``--map``/``--sort`` options describe."""
+    """The column mapping the ``--mapping``/``--map``/``--derive``/``--value``/``--sort``
+    options describe."""
     from dataclasses import replace
 
     from replay.mapping import load_mapping
 
-    mapping = load_mapping(args.mapping, args.map, args.label_delay_days)
+    mapping = load_mapping(args.mapping, args.map, args.label_delay_days,
+                           derive=args.derive, values=args.value)
     return replace(mapping, sort=True) if args.sort else mapping
 
 
@@ -36,7 +38,8 @@ def history_file(args: argparse.Namespace, settings: Settings) -> Path:
     history = Path(args.history)
     if not history.is_file():
         raise ConfigurationError(f"history file {history} does not exist (or is not a file)")
-    if args.mapping or args.map or args.sort or history.suffix != ".parquet":
+    if (args.mapping or args.map or args.derive or args.value or args.sort
+            or history.suffix != ".parquet"):
         from replay.commands import normalized_history
 
         history = normalized_history(settings, history, mapping_of(args))

@@ -105,12 +105,14 @@ def backtest_file(settings: Settings, path: Path, mapping: ColumnMapping,
         test_days=options.test_days, test_end=test_end, budget=options.budget, k=options.k)
     notes = (f"source: {path} ({len(history):,} transactions); features for all rows in "
              f"{featured - loaded:.1f}s; load and validation {loaded - started:.1f}s",)
+    ids = history.attrs.get("integer_ids", ())
     if options.prequential:
         pre = run_prequential(frame, names, models, settings, config, policies=policies,
                               step_days=options.step_days, n_folds=options.folds)
-        written = write_outputs(out_dir, pre, fmt=options.fmt, notes=notes,
+        written = write_outputs(out_dir, pre, fmt=options.fmt, notes=notes, integer_ids=ids,
                                 title="fraudstream prequential backtest")
         return written, pre.folds
     result = run_backtest(frame, names, models, settings, config, policies=policies,
                           train=options.train or not models)
-    return write_outputs(out_dir, result, fmt=options.fmt, notes=notes), result.metrics
+    written = write_outputs(out_dir, result, fmt=options.fmt, notes=notes, integer_ids=ids)
+    return written, result.metrics

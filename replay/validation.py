@@ -16,7 +16,8 @@ the stream and the feature core see; ties keep file order).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,15 @@ from replay.frame_checks import (
     time_problems,
 )
 from replay.history import HISTORY_COLUMNS
-from replay.mapping import REQUIRED_FIELDS, ColumnMapping
+from replay.mapping import (
+    FIELDS,
+    REQUIRED_FIELDS,
+    ColumnMapping,
+    Derivation,
+    as_text,
+    by_value,
+    with_derived,
+)
 
 _TRUE = {"1", "true", "t", "yes", "y", "fraud", "1.0"}
 _FALSE = {"0", "false", "f", "no", "n", "genuine", "0.0"}
@@ -42,9 +51,19 @@ _PATTERNS = PATTERNS
 class _Problems:
     """Collects readable problems; raises them together."""
 
-    def __init__(self, columns: dict[str, str]) -> None:
+    def __init__(self, columns: dict[str, str],
+                 derive: Mapping[str, Derivation] | None = None) -> None:
         self.columns = columns  # field -> user column
+        self.derive = derive or {}
         self.lines: list[str] = []
+
+    def where(self, name: str) -> str:
+        """``column 'AMT' (amount)``; for a derived field ``column 'category' (channel,
+        derived)`` or ``constant 'USA' (country, derived)``."""
+        d = self.derive.get(name)
+        if d is None:
+            return f"column {self.columns.get(name, name)!r} ({name})"
+        return f"{d.label()} ({name}, derived)"
 
     def add(self, name: str, what: str, mask: np.ndarray, values: pd.Series) -> None:
         rows = np.flatnonzero(mask)
@@ -52,8 +71,7 @@ class _Problems:
             return
         shown = ", ".join(f"row {i + 1}: {_plain(values.iloc[i])!r}" for i in rows[:5])
         more = f" and {rows.size - 5} more" if rows.size > 5 else ""
-        self.lines.append(f"column {self.columns.get(name, name)!r} ({name}): {what} in "
-                          f"{rows.size} row(s) — {shown}{more}")
+        self.lines.append(f"{self.where(name)}: {what} in {rows.size} row(s) — {shown}{more}")
 
     def raise_if_any(self, source: str) -> None:
         if self.lines:
@@ -98,29 +116,20 @@ def _check_times(p: _Problems, name: str, raw: pd.Series, times: pd.Series) -> N
         p.add(name, what, mask, raw)
 
 
-def _text(raw: pd.Series) -> pd.Series:
-    """Strings with blanks as <NA>; integral floats (ids read as float) lose their '.0'."""
-    if pd.api.types.is_float_dtype(raw):
-        whole = raw.dropna()
-        if (whole == np.floor(whole)).all():
-            raw = raw.astype("Int64")
-    text = raw.astype("string").str.strip()
-    return text.mask(text == "")
-
-
 def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
               require_labels: bool = True, source: str = "history") -> pd.DataFrame:
     """The history frame for ``raw`` (see module docstring); raises ``InvalidInput``."""
     mapping = mapping or ColumnMapping()
     available = [str(c) for c in raw.columns]
-    cols = {n: c for n in (*REQUIRED_FIELDS, "merchant_id", "terminal_id", "is_fraud",
-                           "label_time", "channel", "country", "device_id", "currency",
-                           "mcc", "label_source", "scenario")
-            if (c := mapping.source_of(n, available)) is not None}
+    cols = {n: c for n in FIELDS if (c := mapping.source_of(n, available)) is not None}
     absent = [f"{c!r} (mapped to {n})" for n, c in cols.items() if c not in available]
+    absent += [f"{d.source!r} (to derive {n})" for n, d in mapping.derive.items()
+               if d.source is not None and d.source not in available]
     if absent:
         raise InvalidInput(f"{source}: mapped column(s) not in the file: {', '.join(absent)}"
                            f" (file columns: {available})")
+    raw, derived = with_derived(raw, mapping)
+    cols |= derived
     needed = [*REQUIRED_FIELDS, *(("is_fraud",) if require_labels else ())]
     missing = [n for n in needed if n not in cols]
     if "merchant_id" not in cols and "terminal_id" not in cols:
@@ -129,12 +138,12 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
         raise InvalidInput(
             f"{source}: no column for {', '.join(missing)}; map one with "
             f"--map YOUR_COLUMN=field or a mapping file (file columns: {available})")
-    p = _Problems(cols)
+    p = _Problems(cols, mapping.derive)
     out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     for name in _ID_FIELDS:
         if name not in cols:
             continue
-        values = _text(raw[cols[name]])
+        values = as_text(raw[cols[name]])
         blank = values.isna().to_numpy()
         if name in ("transaction_id", "card_id", "merchant_id") or (
                 name == "terminal_id" and "merchant_id" not in cols):
@@ -162,20 +171,7 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
         p.add("amount", what, mask, raw_amount)
     out["amount"] = amount + 0.0  # -0.0 -> 0.0
 
-    for name in ("channel", "country", "currency", "mcc"):
-        if name not in cols:
-            out[name] = mapping.default(name)
-            continue
-        values = _text(raw[cols[name]])
-        values = values.str.lower() if name == "channel" else values.str.upper()
-        if name == "mcc":
-            values = values.str.zfill(4)
-        values = values.fillna(mapping.default(name))
-        ok = (values.isin(CHANNELS) if name == "channel"
-              else values.str.fullmatch(_PATTERNS[name]))
-        p.add(name, f"invalid {name}" + (f" (one of {CHANNELS})" if name == "channel" else ""),
-              ~ok.fillna(False).to_numpy(dtype=bool), raw[cols[name]])
-        out[name] = values.astype(object)
+    _codes(p, raw, cols, out, mapping)
     for name in ("terminal_id", "device_id"):
         if name not in out:
             out[name] = None
@@ -185,10 +181,39 @@ def normalize(raw: pd.DataFrame, mapping: ColumnMapping | None = None, *,
     return _order(out, raw_time, mapping, source, cols)
 
 
+def _code(name: str, values: pd.Series) -> pd.Series:
+    """One code field's distinct values, normalised as the stream expects them."""
+    text = as_text(values)
+    text = text.str.lower() if name == "channel" else text.str.upper()
+    return text.str.zfill(4) if name == "mcc" else text
+
+
+def _valid_code(name: str, value: str) -> bool:
+    if name == "channel":
+        return value in CHANNELS
+    return re.fullmatch(_PATTERNS[name], value) is not None
+
+
+def _codes(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame,
+           mapping: ColumnMapping) -> None:
+    """channel, country, currency and mcc: normalised, blanks to the default, checked (each
+    distinct value once)."""
+    for name in ("channel", "country", "currency", "mcc"):
+        if name not in cols:
+            out[name] = mapping.default(name)
+            continue
+        values = by_value(raw[cols[name]], partial(_code, name))
+        values = values.fillna(mapping.default(name))
+        good = [v for v in values.unique() if _valid_code(name, v)]
+        p.add(name, f"invalid {name}" + (f" (one of {CHANNELS})" if name == "channel" else ""),
+              ~values.isin(good).to_numpy(dtype=bool), raw[cols[name]])
+        out[name] = values.astype(object)
+
+
 def _labels(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataFrame,
             mapping: ColumnMapping, require_labels: bool) -> None:
     if "is_fraud" in cols:
-        text = _text(raw[cols["is_fraud"]]).str.lower()
+        text = by_value(raw[cols["is_fraud"]], lambda u: as_text(u).str.lower())
         fraud, genuine = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
         blank = text.isna().to_numpy()
         p.add("is_fraud", "missing label", blank, raw[cols["is_fraud"]])
@@ -208,10 +233,10 @@ def _labels(p: _Problems, raw: pd.DataFrame, cols: dict[str, str], out: pd.DataF
     else:
         out["label_time"] = delay
     fraud_mask = out["is_fraud"].to_numpy(dtype=bool)
-    out["label_source"] = (_text(raw[cols["label_source"]]).astype(object)
+    out["label_source"] = (as_text(raw[cols["label_source"]]).astype(object)
                            if "label_source" in cols
                            else np.where(fraud_mask, "chargeback", "matured"))
-    out["scenario"] = (_text(raw[cols["scenario"]]).fillna("none").astype(object)
+    out["scenario"] = (as_text(raw[cols["scenario"]]).fillna("none").astype(object)
                        if "scenario" in cols else np.where(fraud_mask, "unknown", "none"))
 
 
@@ -221,7 +246,7 @@ def _order(out: pd.DataFrame, raw_time: pd.Series, mapping: ColumnMapping,
     times = out["event_time"]
     if not times.is_monotonic_increasing:
         if not mapping.sort:
-            p = _Problems(cols)
+            p = _Problems(cols, mapping.derive)
             back = np.r_[False, np.diff(times.astype("int64").to_numpy()) < 0]
             p.add("event_time", "time earlier than the row before (sort the file, or set "
                   "sort: true / --sort)", back, raw_time)
@@ -248,13 +273,54 @@ def read_table(path: Path, id_columns: Sequence[str] = ()) -> pd.DataFrame:
 
 def load_history(path: str | Path, mapping: ColumnMapping | None = None, *,
                  require_labels: bool = True) -> pd.DataFrame:
-    """Read and :func:`normalize` a user's history file."""
+    """Read and :func:`normalize` a user's history file.
+
+    ``attrs["integer_ids"]`` names the id fields the file held as integers
+    (:func:`integer_ids`), so outputs can give them back as integers.
+    """
     path = Path(path)
     mapping = mapping or ColumnMapping()
     header = _header(path)
     ids = [c for n in _ID_FIELDS if (c := mapping.source_of(n, header)) is not None]
-    return normalize(read_table(path, ids), mapping, require_labels=require_labels,
-                     source=str(path))
+    ids += [d.source for d in mapping.derive.values() if d.source is not None]  # codes as text
+    raw = read_table(path, ids)
+    history = normalize(raw, mapping, require_labels=require_labels, source=str(path))
+    typed = path.suffix in (".parquet", ".pq")  # a CSV's columns have no type
+    history.attrs["integer_ids"] = integer_ids(raw, history, mapping, typed=typed)
+    return history
+
+
+_INTEGER = r"-?(?:0|[1-9][0-9]{0,18})"  # what read_csv reads as an integer (no leading 0)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def integer_ids(raw: pd.DataFrame, history: pd.DataFrame, mapping: ColumnMapping, *,
+                typed: bool) -> tuple[str, ...]:
+    """The id fields (``transaction_id``, ``card_id``) the file holds as integers.
+
+    In a ``typed`` file (Parquet) a column of an integer type; in a CSV (no types), and for
+    derived ids, a column whose every value is a canonical int64 integer — what
+    ``pandas.read_csv`` would read as integers. Ids like ``'007'`` or ``'C12'`` stay text.
+    """
+    available = [str(c) for c in raw.columns]
+    out = []
+    for name in ("transaction_id", "card_id"):
+        column = mapping.source_of(name, available)
+        if column is not None and typed:
+            integer = pd.api.types.is_integer_dtype(raw[column])
+        else:
+            integer = _all_int64(history[name])
+        out += [name] if integer else []
+    return tuple(out)
+
+
+def _all_int64(ids: pd.Series) -> bool:
+    text = ids.astype("string")
+    if not len(text) or not text.str.fullmatch(_INTEGER).fillna(False).all():
+        return False
+    lengths = text.str.len()
+    longest = text[lengths == lengths.max()]  # only 19-digit values can overflow
+    return all(_INT64[0] <= int(v) <= _INT64[1] for v in longest.unique())
 
 
 def _header(path: Path) -> list[str]:

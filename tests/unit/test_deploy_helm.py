@@ -33,8 +33,11 @@ def render(*args: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+def by_kind(docs: list[dict[str, Any]], *kinds: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] in kinds}
+
+
+WORKLOADS = ("Deployment", "StatefulSet")
 
 
 def test_helm_lint() -> None:
@@ -61,21 +64,42 @@ def test_every_rendered_manifest_is_valid(args: list[str]) -> None:
 
 
 def test_replicas_follow_partitions_and_singletons_run_once() -> None:
-    deps = by_kind(render("--set", "kafka.partitions=2"), "Deployment")
+    deps = by_kind(render("--set", "kafka.partitions=2"), *WORKLOADS)
     assert deps["fs-fraudstream-stream"]["spec"]["replicas"] == 2  # 4 asked, 2 partitions
     assert deps["fs-fraudstream-api"]["spec"]["replicas"] == 2
     for role in ("learner", "drift", "monitor"):
         spec = deps[f"fs-fraudstream-{role}"]["spec"]
         assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
-    deps = by_kind(render("--set", "kafka.partitions=12"), "Deployment")
+    deps = by_kind(render("--set", "kafka.partitions=12"), *WORKLOADS)
     assert deps["fs-fraudstream-stream"]["spec"]["replicas"] == 4
-    scaled = by_kind(render(*ALL_ON), "Deployment")["fs-fraudstream-stream"]["spec"]
+    scaled = by_kind(render(*ALL_ON), *WORKLOADS)["fs-fraudstream-stream"]["spec"]
     assert "replicas" not in scaled  # KEDA owns it
+
+
+def test_stream_workers_are_a_statefulset_with_stable_instance_ids() -> None:
+    """`--instance $(POD_NAME)` names the transactional id and the static group member:
+    a StatefulSet keeps each pod's name (…-stream-0, -1, …) across restarts and rollouts."""
+    docs = render()
+    sets = by_kind(docs, "StatefulSet")
+    assert set(sets) == {"fs-fraudstream-stream"}
+    assert "fs-fraudstream-stream" not in by_kind(docs, "Deployment")
+    spec = sets["fs-fraudstream-stream"]["spec"]
+    assert spec["serviceName"] in by_kind(docs, "Service")
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert "volumeClaimTemplates" not in spec  # the state volume stays the shared claim
+    container = spec["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--instance") + 1] == "$(POD_NAME)"
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    for role in ("api", "learner", "drift", "monitor"):
+        assert f"fs-fraudstream-{role}" in by_kind(docs, "Deployment")
 
 
 def test_probes_resources_security_and_scrape_annotations() -> None:
     docs = render()
-    for name, dep in by_kind(docs, "Deployment").items():
+    for name, dep in by_kind(docs, *WORKLOADS).items():
         pod = dep["spec"]["template"]
         container = pod["spec"]["containers"][0]
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True, name
@@ -95,7 +119,7 @@ def test_one_stream_role_scraped_as_the_stage_job() -> None:
     """The stream worker is the only partitioned role; its scrape job is the one the
     recording rules select (job="fraudstream-stage"), under annotations and ServiceMonitors."""
     docs = render(*ALL_ON)
-    deps = by_kind(docs, "Deployment")
+    deps = by_kind(docs, *WORKLOADS)
     assert not {"fs-fraudstream-stage", "fs-fraudstream-features", "fs-fraudstream-scorer"} & set(
         deps)
     pod = deps["fs-fraudstream-stream"]["spec"]["template"]
@@ -111,7 +135,7 @@ def test_one_stream_role_scraped_as_the_stage_job() -> None:
     assert monitors["fs-fraudstream-api"]["spec"]["endpoints"][0]["relabelings"][0][
         "replacement"] == "fraudstream-api"
     ports = {n: d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
-             for n, d in by_kind(render(), "Deployment").items()}
+             for n, d in by_kind(render(), *WORKLOADS).items()}
     assert len(set(ports.values())) == len(ports), f"roles share a port: {ports}"
 
 
@@ -123,7 +147,7 @@ def test_settings_in_configmap_secrets_in_secret_and_names_are_real_settings() -
     assert "s3cret" not in yaml.safe_dump(config)
     assert config["FRAUDSTREAM_REVIEW_THRESHOLD"] == "0.4"
     names = set(config) | set(secret)
-    for dep in by_kind(docs, "Deployment").values():
+    for dep in by_kind(docs, *WORKLOADS).values():
         names.update(e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
                      if e["name"].startswith("FRAUDSTREAM_"))
     fields = set(Settings.model_fields)
@@ -161,13 +185,15 @@ def test_keda_scales_the_stream_stage_on_its_consumer_lag() -> None:
     meta = spec["triggers"][0]["metadata"]
     assert meta["consumerGroup"] == Settings().consumer_group_stream
     assert meta["topic"] == Settings().topic_transactions
-    assert spec["scaleTargetRef"]["name"] == "fs-fraudstream-stream"
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                      "name": "fs-fraudstream-stream"}
 
 
 def test_hpa_scales_the_stream_stage_on_its_lag_on_transactions() -> None:
     hpa = by_kind(render("--set", "autoscaling.hpa.enabled=true", "--set",
                          "kafka.partitions=6"), "HorizontalPodAutoscaler")["fs-fraudstream-stream"]
     assert hpa["spec"]["maxReplicas"] == 6
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
     match = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]["matchLabels"]
     assert match == {"group": Settings().consumer_group_stream,
                      "topic": Settings().topic_transactions}

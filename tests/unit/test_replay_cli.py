@@ -60,6 +60,40 @@ def test_backtest_with_flags_only_and_label_delay(state: Path) -> None:
     assert predictions["model_version"].str.match(r"(trained|baseline_lr)@").all()
 
 
+def test_backtest_a_file_of_integer_ids_and_categories(state: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """A file shaped like the Fraud Detection Handbook's: integer customers and terminals,
+    no transaction id (row numbers), a category for the channel, only a fraud flag.
+    predictions.parquet gives the ids back as integers; the last line names every file."""
+    frame = user_frame(with_label_time=False)
+    user = pd.DataFrame({
+        "TX_DATETIME": frame["TX_DATETIME"],
+        "CUSTOMER_ID": pd.factorize(frame["CUSTOMER_ID"])[0] + 10**15,
+        "TERMINAL_ID": pd.factorize(frame["SHOP"])[0],
+        "TX_AMOUNT": frame["TX_AMOUNT"], "TX_FRAUD": frame["TX_FRAUD"],
+        "CATEGORY": frame["CHANNEL_TYPE"].map({"ecom": "shopping_net"}).fillna("grocery_pos"),
+    })
+    csv, mapping = state / "handbook.csv", state / "handbook.yaml"
+    user.to_csv(csv, index=False)
+    mapping.write_text(
+        "columns: {TX_DATETIME: event_time, CUSTOMER_ID: card_id, TERMINAL_ID: terminal_id,"
+        " TX_AMOUNT: amount, TX_FRAUD: is_fraud}\n"
+        "derive: {transaction_id: {row_number: true}}\n")
+    out = state / "out"
+    assert main(["replay", "backtest", str(csv), "--mapping", str(mapping), "--derive",
+                 "channel=CATEGORY:*_net=ecom,*=pos", "--out", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("wrote ")
+    listed = {Path(p) for p in last.removeprefix("wrote ").replace(" and ", ", ").split(", ")}
+    assert listed == set(out.iterdir()) and len(listed) == 5
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert str(predictions["transaction_id"].dtype) == "int64"
+    assert str(predictions["card_id"].dtype) == "int64"
+    row = predictions.iloc[0]
+    assert user.loc[row["transaction_id"] - 1, "CUSTOMER_ID"] == row["card_id"]
+
+
 @pytest.mark.parametrize(("change", "expected"), [
     ("negative_amount", ["'TX_AMOUNT' (amount)", "negative amount", "row 3: -1.0"]),
     ("missing_column", ["no column for amount", "--map YOUR_COLUMN=field"]),

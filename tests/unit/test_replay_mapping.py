@@ -65,3 +65,18 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_parse_pairs_strips() -> None:
     assert parse_pairs([" A = card_id "]) == {"A": "card_id"}
+
+
+def test_derivations_agree_across_yaml_toml_json_and_flags(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        'derive:\n  channel: {from: cat, map: {"*_net": ecom, "*": pos}}\n  country: US\n')
+    (tmp_path / "m.toml").write_text(
+        '[derive]\ncountry = "US"\n[derive.channel]\nfrom = "cat"\n'
+        '[derive.channel.map]\n"*_net" = "ecom"\n"*" = "pos"\n')
+    (tmp_path / "m.json").write_text(json.dumps(
+        {"derive": {"channel": {"from": "cat", "map": {"*_net": "ecom", "*": "pos"}},
+                    "country": {"value": "US"}}}))
+    loaded = [load_mapping(tmp_path / f"m.{ext}") for ext in ("yaml", "toml", "json")]
+    flags = load_mapping(None, derive=["channel=cat:*_net=ecom,*=pos"], values=["country=US"])
+    assert loaded[0] == loaded[1] == loaded[2] == flags
+    assert loaded[0].derive["channel"].rules == (("*_net", "ecom"), ("*", "pos"))

@@ -71,6 +71,7 @@ def test_backtest_report_plots_and_numbers(tmp_path: Path,
         train_days=14), policies=[STREAM_POLICY, parse_policy("tight:review=0.2")],
         train=True)
     written = write_outputs(tmp_path, result)
+    assert set(written.files) == set(tmp_path.iterdir())  # the "wrote ..." line names all
     report = parse(written.report)
     assert set(report.images) == {"plot-pr", "plot-alerts", "plot-over-time"}
     for png in report.images.values():
@@ -98,6 +99,8 @@ def test_prequential_report_summary_matches(tmp_path: Path,
     config = BacktestConfig().with_windows(train_days=10, delay_days=3, test_days=5)
     result = run_prequential(frame, names, [], Settings(), config)
     written = write_outputs(tmp_path, result)
+    assert set(written.files) == set(tmp_path.iterdir()) and len(written.files) == 6
+    assert written.line().startswith(f"wrote {tmp_path / 'predictions.parquet'}, ")
     report = parse(written.report)
     assert set(report.images) == {"plot-pr", "plot-alerts", "plot-over-time"}
     summary = pd.read_csv(tmp_path / "summary.csv")

@@ -32,3 +32,7 @@ app.kubernetes.io/component: {{ .role }}
 {{- else -}}{{ $r.replicas | default 1 }}
 {{- end -}}
 {{- end -}}
+
+{{- define "fraudstream.kind" -}}
+{{- if .partitioned -}}StatefulSet{{- else -}}Deployment{{- end -}}
+{{- end -}}

@@ -61,7 +61,7 @@ def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
     return split_days(frame, 14)
 
 
-def test_scorer_killed_repeatedly_scores_every_transaction_exactly_once(
+def test_stream_stage_killed_repeatedly_decides_every_transaction_exactly_once(
     iso_settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     s = iso_settings
@@ -108,8 +108,8 @@ def test_moving_the_champion_mid_stream_switches_versions_without_gap_or_duplica
     counter = ScoreCounter(s)
     counter.start()
     with running_workers(s):
-        # ~25 s of traffic: the alias moves early and the scorer (checking every 5 s) must
-        # switch while transactions are still flowing
+        # ~25 s of traffic: the alias moves early and the stream stage (checking every 5 s)
+        # must switch while transactions are still flowing
         publisher = threading.Thread(
             target=publish_history,
             args=(live_path, s),

@@ -7,7 +7,7 @@ gate that rolled back is exit code 1; an unknown alias is 2.
 
 Canary evidence (``canary step``, ``report``) is read live from the ``scores`` and
 ``labels`` topics (:mod:`models.live_evidence`), or from a decisions file: a JSON-lines
-dump of ``scores`` records (``arm``, ``score``, ``decision``, ``scores.shadow`` ...) with an
+dump of ``scores`` records (``arm``, ``score``, ``decision``, ``shadow`` ...) with an
 optional labels file (``transaction_id``, ``is_fraud``; matured labels only), or a Parquet
 decisions frame (columns of :mod:`models.reports`).
 """

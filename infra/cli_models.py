@@ -171,6 +171,13 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     ab = ab_report(frame)
     shadow = shadow_report(frame) if frame.get("shadow_score") is not None and \
         frame["shadow_score"].notna().any() else None
+    if args.html:
+        from models.report_html import report_html
+
+        source = args.decisions or f"topics {settings.topic_scores} + {settings.topic_labels}"
+        Path(args.html).write_text(report_html(ab, shadow, notes={
+            "model": settings.model_name, "decisions": str(source)}), encoding="utf-8")
+        print(f"wrote {args.html}")
     if args.json:
         print(_dump({"ab": ab, "shadow": shadow}))
         return 0
@@ -235,3 +242,5 @@ def register(models: Any, add: Any) -> None:
     p = add("report", _report, "A/B by arm and shadow agreement from decisions", models)
     _evidence_options(p)
     p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.add_argument("--html", default=None, metavar="FILE",
+                   help="also write the report as one self-contained HTML file")

@@ -63,6 +63,23 @@ class _Scores:
     errors: npt.NDArray[np.bool_]  # routed to the canary, which failed on it
     champion: Matrix  # the champion's final score (paired, for canary rows)
 
+    def rows(self) -> _Rows:
+        return _Rows(self.batch.tolist(), self.final.tolist(),
+                     None if self.online is None else np.asarray(self.online).tolist(),
+                     self.canary.tolist(), self.errors.tolist(), self.champion.tolist())
+
+
+@dataclass
+class _Rows:
+    """:class:`_Scores` as Python lists, for the per-record loop (no numpy scalars)."""
+
+    batch: list[float]
+    final: list[float]
+    online: list[float] | None
+    canary: list[bool]
+    errors: list[bool]
+    champion: list[float]
+
 
 def predict(booster: Any, matrix: Matrix) -> tuple[Matrix, list[int]]:
     """Scores for the rows ``booster`` can score (0 elsewhere), and the indices it cannot."""
@@ -240,16 +257,17 @@ class Decider:
         s = self._score([items[i] for i in ok], matrix, champ[ok])
         decisions, reasons = self._decisions(s, matrix)
         shadow = self.shadow.booster.inplace_predict(matrix) if self.shadow and len(ok) else None
+        rows = s.rows()
         out = []
         for j, i in enumerate(ok):
-            record = self._record(items[i], vectors[i], s, j, decisions[j], now_ms)
+            record = self._record(items[i], vectors[i], rows, j, decisions[j], now_ms)
             if shadow is not None and self.shadow is not None:
                 record["shadow"] = {"version": self.shadow.version,
                                     "score": round(float(shadow[j]), 6),
                                     "decision": self.policy.decide(float(shadow[j]))}
             alert = None
             if j in reasons:
-                alert = alert_record(record, items[i].record, self._lifted(reasons[j], s, j))
+                alert = alert_record(record, items[i].record, self._lifted(reasons[j], rows, j))
             out.append(Decided(items[i], record, alert))
         return out, failed
 
@@ -271,31 +289,30 @@ class Decider:
                                strict=True))
         return decisions, reasons
 
-    def _record(self, item: TxnItem, vector: tuple[float, ...], s: _Scores, j: int,
+    def _record(self, item: TxnItem, vector: tuple[float, ...], s: _Rows, j: int,
                 decision: str, now_ms: int) -> dict[str, Any]:
-        on_canary = bool(s.canary[j])
+        on_canary = s.canary[j]
         model = self.canary if on_canary and self.canary is not None else self.model
         assert model is not None  # noqa: S101 - started
         versions = {"batch": model.version,
                     "online": self.online.version if self.online is not None else None}
         record = score_record(
-            item.record, score=float(s.final[j]), decision=decision, versions=versions,
+            item.record, score=s.final[j], decision=decision, versions=versions,
             feature_names=model.feature_names, vector=vector,
             latency_ms=max(0, now_ms - item.publish_ms),
-            parts={"batch": float(s.batch[j]),
-                   "online": None if s.online is None else float(s.online[j])})
+            parts={"batch": s.batch[j], "online": None if s.online is None else s.online[j]})
         record["arm"] = CANARY if on_canary or s.errors[j] else CHAMPION
         if on_canary:
-            record["scores"]["champion"] = round(float(s.champion[j]), 6)
+            record["scores"]["champion"] = round(s.champion[j], 6)
         if s.errors[j]:
             record["error"] = True
         return record
 
-    def _lifted(self, reasons: list[dict[str, Any]], s: _Scores, j: int
+    def _lifted(self, reasons: list[dict[str, Any]], s: _Rows, j: int
                 ) -> list[dict[str, Any]]:
-        score, batch = float(s.final[j]), float(s.batch[j])
+        score, batch = s.final[j], s.batch[j]
         if s.online is None or score - batch <= 0.01:
             return reasons
-        lift = {"code": "online_model", "value": float(s.online[j]),
+        lift = {"code": "online_model", "value": s.online[j],
                 "contribution": round(score - batch, 4)}
         return [lift, *reasons][: self._top_k]

@@ -40,8 +40,6 @@ class RegistryLike(Protocol):
     """The part of :class:`models.registry.ModelRegistry` the API uses."""
 
     def list_versions(self, name: str | None = None) -> list[Any]: ...
-    def set_alias(self, name: str, alias: str, version: str, actor: str, reason: str,
-                  metrics: dict[str, float] | None = None) -> dict[str, Any]: ...
 
 
 @dataclass

@@ -121,8 +121,11 @@ class Decider:
 
     def start(self) -> None:
         self._use(self._models.load(CHAMPION))
-        self._refresh_shadow()
-        self._refresh_canary()
+        try:
+            self._refresh_shadow()
+            self._refresh_canary()
+        except Exception as exc:  # noqa: BLE001 - retried at the next check
+            log.warning("shadow/canary aliases unreadable (%s); the champion scores all", exc)
 
     def _policy(self, model: ScoringModel) -> Policy:
         review, decline = self._thresholds
@@ -163,13 +166,13 @@ class Decider:
 
     def _optional(self, alias: str, current: ScoringModel | None
                   ) -> tuple[bool, ScoringModel | None]:
-        """``(changed, model)`` of an optional alias; a failure is logged once per version,
-        counted every time, and leaves the alias unused (None)."""
-        version = None
+        """``(changed, model)`` of an optional alias. A version that cannot be loaded or
+        served is logged once, counted every check, and leaves the alias unused (None); a
+        registry that cannot be read raises (:meth:`maybe_swap` keeps the models in use)."""
+        version = self._models.alias_version(alias)
+        if version == (current.version if current else None):
+            return False, current
         try:
-            version = self._models.alias_version(alias)
-            if version == (current.version if current else None):
-                return False, current
             candidate = self._models.load(alias) if version is not None else None
             if candidate is not None:
                 check_servable(candidate, self._served)
@@ -189,22 +192,15 @@ class Decider:
             self._on_models(self)
 
     def _refresh_canary(self) -> None:
-        changed, self.canary = self._optional(CANARY, self.canary)
-        share = self._canary_share() if self.canary is not None else 0.0
+        changed, canary = self._optional(CANARY, self.canary)
+        share = float(self._models.canary_share()) if canary is not None else 0.0
+        self.canary = canary
         if changed or share != self.canary_share:
-            self.canary_policy = self._policy(self.canary) if self.canary else None
-            if self.canary is not None:
-                log.info("canary v%s at %.0f%%", self.canary.version, 100 * share)
+            self.canary_policy = self._policy(canary) if canary else None
+            if canary is not None:
+                log.info("canary v%s at %.0f%%", canary.version, 100 * share)
             self.canary_share = share
             self._on_models(self)
-
-    def _canary_share(self) -> float:
-        try:
-            return float(self._models.canary_share())
-        except Exception as exc:  # noqa: BLE001 - no share known: no canary traffic
-            log.warning("canary share unreadable (%s): champion scores every card", exc)
-            self._on_error[CANARY](type(exc).__name__)
-            return 0.0
 
     def _routed(self, items: list[TxnItem]) -> npt.NDArray[np.bool_]:
         if self.canary is None or self.canary_share <= 0.0:

@@ -44,15 +44,20 @@ class FakeModel:
 class FakeRegistry:
     models: dict[str, FakeModel]
     share: float = 0.0
+    down: bool = False  # the registry cannot be reached
 
     def load(self, alias: str = "champion") -> FakeModel:
         return self.models[alias]
 
     def alias_version(self, alias: str = "champion") -> str | None:
+        if self.down:
+            raise ModelError("registry unreachable")
         model = self.models.get(alias)
         return model.version if model else None
 
     def canary_share(self) -> float:
+        if self.down:
+            raise ModelError("registry unreachable")
         return self.share if "canary" in self.models else 0.0
 
 
@@ -243,6 +248,21 @@ def test_a_card_keeps_its_arm_and_only_moves_to_the_canary_as_the_share_grows(
     d.maybe_swap()
     out, _ = d.decide(items, vectors, now_ms=T0)
     assert d.canary is None and {o.score["arm"] for o in out} == {"champion"}
+
+
+def test_a_registry_outage_keeps_the_canary_and_its_share(
+        booster: xgb.Booster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("features.stream.decide.MODEL_CHECK_SECONDS", 0.0)
+    errors: list[str] = []
+    d, registry = canary_decider(booster, FakeModel(booster, version="8"), 0.5, errors)
+    items, vectors = cards_batch(100)
+    before, _ = d.decide(items, vectors, now_ms=T0)
+    registry.down = True
+    d.maybe_swap()  # logged; the models in use go on
+    after, _ = d.decide(items, vectors, now_ms=T0)
+    assert (d.canary is not None, d.canary_share, errors) == (True, 0.5, [])
+    assert [o.score["arm"] for o in after] == [o.score["arm"] for o in before]
+    assert {o.score["arm"] for o in after} == {"champion", "canary"}
 
 
 def test_a_canary_that_cannot_be_served_is_skipped_and_counted(booster: xgb.Booster) -> None:

@@ -31,7 +31,7 @@ from features.stream.service import ensure_stream_topics
 from infra.bootstrap import ensure_infrastructure
 from infra.cli import main
 from infra.settings import Settings
-from infra.workers import WorkerProcess, settings_env
+from infra.workers import settings_env
 from models import audit, rollout_canary
 from models.canary import canary_policy_from
 from models.live_evidence import live_decisions
@@ -82,26 +82,39 @@ class Traffic:
         bad = [c for c in pool if c in self.fraud][:frauds]
         return bad + [c for c in pool if c not in self.fraud][: total - len(bad)]
 
-    def phase(self, salt: str, share: float, frauds: int = 10) -> int:
+    def phase(self, salt: str, share: float, frauds: int = 10,
+              during: Callable[[], None] | None = None) -> int:
         """Send cards on the canary at ``share`` and as many, with as many fraud cards,
         that stay on the champion at any share below 100 % (comparable arms)."""
         canary = self.pick(lambda c: bucket(c, salt) < share, frauds, PER_ARM) if share else []
         bad = sum(c in self.fraud for c in canary) if canary else frauds
         champion = self.pick(lambda c: bucket(c, salt) >= 0.5, bad, len(canary) or PER_ARM)
-        return self.send({**dict.fromkeys(champion, "champion"), **dict.fromkeys(canary,
-                                                                                  "canary")})
+        arms = {**dict.fromkeys(champion, "champion"), **dict.fromkeys(canary, "canary")}
+        return self.send(arms, during)
 
-    def send(self, cards: dict[str, str]) -> int:
+    def send(self, cards: dict[str, str], during: Callable[[], None] | None = None) -> int:
+        """Publish the cards' transactions and labels and wait until all are decided;
+        ``during`` runs once the first half is partly decided, before the second half."""
         frame = pd.concat([self.by_card[c] for c in cards]).sort_values("event_time")
-        publish_history(frame, self.settings, progress=None)
-        publish_labels(frame, self.settings)
+        before = len(self.sent)
         self.unused -= set(cards)
         self.sent += frame["transaction_id"].tolist()
         self.arm_of.update(zip(frame["transaction_id"], frame["card_id"].map(cards),
                                strict=True))
+        half = len(frame) // 2 if during is not None else len(frame)
+        self._publish(frame.iloc[:half])
+        if during is not None:
+            assert wait_until(lambda: count_scores(self.settings) > before, 60, 0.1)
+            during()
+        self._publish(frame.iloc[half:])
         decided = wait_until(lambda: count_scores(self.settings) >= len(self.sent), 180)
         assert decided, f"{len(self.sent)} sent, {count_scores(self.settings)} decided"
         return len(frame)
+
+    def _publish(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            publish_history(frame, self.settings, progress=None)
+            publish_labels(frame, self.settings)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
@@ -113,11 +126,12 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) ->
     return False
 
 
-class StageLog:
-    """Waits for the stage to log a model change (counting from the last wait)."""
+class Stage:
+    """The stage process, its log watched for model changes (counting from the last wait),
+    and a SIGKILL-and-restart in the middle of a phase."""
 
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker, self.seen = worker, 0
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.worker, self.seen = settings, stage(settings), 0
 
     def wait(self, marker: str, timeout: float = 60.0) -> None:
         def found() -> bool:
@@ -129,10 +143,21 @@ class StageLog:
 
         assert wait_until(found, timeout, 0.2), f"no {marker!r}:\n{self.worker.log_tail(30)}"
 
+    def crash(self, traffic: Traffic) -> Callable[[], None]:
+        """A hook for :meth:`Traffic.send`: SIGKILL in the middle of a phase (half of it
+        published and partly decided), then a new process (same instance) that must
+        restore the cards and resume the canary as it was."""
+        def hook() -> None:
+            self.worker.kill()
+            print(f"stage killed with {count_scores(self.settings)} of {len(traffic.sent)} "
+                  "decisions committed")
+            self.worker = stage(self.settings)
+        return hook
+
 
 @pytest.fixture
 def deployed(settings: Settings, world: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
-             ) -> Iterator[tuple[Settings, ModelRegistry, Traffic, StageLog]]:
+             ) -> Iterator[tuple[Settings, ModelRegistry, Traffic, Stage]]:
     """A champion (v1), a good challenger (v2) and an inverted one (v3); the stage running."""
     s = stream_settings(settings, mlflow_tracking_uri=None, model_name="fd-canary-stream",
                         canary_min_decisions=100, canary_min_frauds=3)
@@ -150,13 +175,12 @@ def deployed(settings: Settings, world: tuple[pd.DataFrame, pd.DataFrame], tmp_p
                           (train_model(frame, FEATURE_NAMES, other, seed=3), None),
                           (train_model(inverted, FEATURE_NAMES, CONFIG, seed=3), None)):
         registry.log_and_register(result, s.model_name, FEATURE_SERVICE_NAME, alias=alias)
-    worker = stage(s)
-    log = StageLog(worker)
+    running = Stage(s)
     try:
-        log.wait("scoring with model version 1", 120)
-        yield s, registry, Traffic(s, live.reset_index(drop=True)), log
+        running.wait("scoring with model version 1", 120)
+        yield s, registry, Traffic(s, live.reset_index(drop=True)), running
     finally:
-        assert worker.stop() == 0, worker.log_tail(40)
+        assert running.worker.stop() == 0, running.worker.log_tail(40)
 
 
 def step(s: Settings, registry: ModelRegistry) -> rollout_canary.StepDecision:
@@ -169,18 +193,20 @@ def step(s: Settings, registry: ModelRegistry) -> rollout_canary.StepDecision:
 
 
 def test_canary_on_the_stream_completes_rolls_back_and_decides_each_id_once(
-    deployed: tuple[Settings, ModelRegistry, Traffic, StageLog], monkeypatch: pytest.MonkeyPatch
+    deployed: tuple[Settings, ModelRegistry, Traffic, Stage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s, registry, traffic, log = deployed
+    s, registry, traffic, log = deployed  # log: the running stage
     started = time.monotonic()
 
-    # a good challenger: 1% -> 10% -> 50% -> champion, holding while labels are too few
+    # a good challenger: 1% -> 10% -> 50% -> champion, holding while labels are too few; the
+    # stage is killed (SIGKILL) in the middle of the first 10% phase and restarted
     rollout_canary.start_canary(registry, "2", actor="canary-test")
     log.wait("canary v2 at 1%")
-    shares = []
+    shares: list[tuple[float, str]] = []
     for _ in range(8):
         share = registry.canary_share()
-        traffic.phase("2", share)
+        crash = share == 0.10 and all(s != 0.10 for s, _ in shares)
+        traffic.phase("2", share, during=log.crash(traffic) if crash else None)
         decision = step(s, registry)
         assert decision.action != "rollback", decision.reason
         shares.append((share, decision.action))

@@ -1,11 +1,13 @@
 """Canaries on the running stream stage (real Kafka, Redis, MLflow; the stage its own process).
 
-A good challenger is started as canary at 1 % and stepped 10 % -> 50 % -> champion by the
-policy on live evidence (the ``scores`` records since the last step and the ``labels``
-topic); ``fraudstream models rollback`` then takes the stage back to the previous champion
-in one command; an inverted model started as canary is rolled back automatically at its
-first gate. Every published transaction is decided exactly once, by the arm its card is
-routed to, and the audit log holds every step.
+A good challenger is started as canary at 1 % (``fraudstream models canary start``) and
+stepped 10 % -> 50 % -> champion by ``fraudstream models canary step``, the policy judging
+live evidence (the ``scores`` records since the last step and the ``labels`` topic), with
+the stage killed and restarted in the middle of a phase; ``fraudstream models rollback``
+then takes the stage back to the previous champion in one command; an inverted model
+started as canary is rolled back automatically at its first gate (exit 1). Every published
+transaction is decided exactly once, by the arm its card is routed to, and the audit log
+holds every step.
 
 Traffic is chosen by card: each phase publishes the live transactions of cards not used
 before, some routed to the canary at the current share and as many that stay on the
@@ -21,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -32,12 +35,9 @@ from infra.bootstrap import ensure_infrastructure
 from infra.cli import main
 from infra.settings import Settings
 from infra.workers import settings_env
-from models import audit, rollout_canary
-from models.canary import canary_policy_from
-from models.live_evidence import live_decisions
+from models import audit
 from models.pipeline import train_frame_from_history
 from models.registry import ModelRegistry
-from models.reports import arm_evidence
 from models.train import TrainConfig, train_model
 from replay.config import ScenarioSpec
 from replay.history import write_history
@@ -183,13 +183,13 @@ def deployed(settings: Settings, world: tuple[pd.DataFrame, pd.DataFrame], tmp_p
         assert running.worker.stop() == 0, running.worker.log_tail(40)
 
 
-def step(s: Settings, registry: ModelRegistry) -> rollout_canary.StepDecision:
-    frame = live_decisions(s, registry)
-    decision, _ = rollout_canary.step_canary(
-        registry, arm_evidence(frame, "champion"), arm_evidence(frame, "canary"),
-        actor="canary-test", policy=canary_policy_from(s))
-    print(decision.reason, {k: c["detail"] for k, c in decision.checks.items()})
-    return decision
+def step(registry: ModelRegistry) -> dict[str, Any]:
+    """``fraudstream models canary step`` on the live topics; its audit record."""
+    code = main(["models", "canary", "step", "--actor", "canary-test"])
+    record = audit.read(registry.audit_path, alias="canary")[-1]
+    print(record["reason"], {k: c["detail"] for k, c in record["extra"]["checks"].items()})
+    assert code == (1 if record["action"] == "canary_rollback" else 0), record
+    return record
 
 
 def test_canary_on_the_stream_completes_rolls_back_and_decides_each_id_once(
@@ -197,32 +197,32 @@ def test_canary_on_the_stream_completes_rolls_back_and_decides_each_id_once(
 ) -> None:
     s, registry, traffic, log = deployed  # log: the running stage
     started = time.monotonic()
+    for key, value in settings_env(s).items():  # the commands below read these settings
+        if key.startswith("FRAUDSTREAM_"):
+            monkeypatch.setenv(key, value)
 
     # a good challenger: 1% -> 10% -> 50% -> champion, holding while labels are too few; the
     # stage is killed (SIGKILL) in the middle of the first 10% phase and restarted
-    rollout_canary.start_canary(registry, "2", actor="canary-test")
+    assert main(["models", "canary", "start", "2", "--actor", "canary-test"]) == 0
     log.wait("canary v2 at 1%")
     shares: list[tuple[float, str]] = []
     for _ in range(8):
         share = registry.canary_share()
         crash = share == 0.10 and all(s != 0.10 for s, _ in shares)
         traffic.phase("2", share, during=log.crash(traffic) if crash else None)
-        decision = step(s, registry)
-        assert decision.action != "rollback", decision.reason
-        shares.append((share, decision.action))
-        if decision.action == "complete":
+        record = step(registry)
+        assert record["action"] != "canary_rollback", record["reason"]
+        shares.append((share, record["action"].removeprefix("canary_")))
+        if record["action"] == "canary_complete":
             break
-        if decision.action == "step":
-            log.wait(f"canary v2 at {decision.next_share:.0%}")
+        if record["action"] == "canary_step":
+            log.wait(f"canary v2 at {record['extra']['share_to']:.0%}")
     moved = [share for share, action in shares if action in ("step", "complete")]
     assert moved == [0.01, 0.10, 0.50], shares
     log.wait("champion moved: 1 -> 2")
 
     # one command takes the running stage back to the previous champion
     traffic.phase("2", 0.0)  # scored by v2, the new champion
-    for key, value in settings_env(s).items():
-        if key.startswith("FRAUDSTREAM_"):
-            monkeypatch.setenv(key, value)
     assert main(["models", "rollback", "--actor", "ops:jane", "--reason", "test"]) == 0
     assert registry.alias_version("champion") == "1"
     log.wait("champion moved: 2 -> 1")
@@ -231,14 +231,14 @@ def test_canary_on_the_stream_completes_rolls_back_and_decides_each_id_once(
     after_rollback = set(traffic.sent) - after_rollback
 
     # an inverted model is rolled back at the first gate
-    rollout_canary.start_canary(registry, "3", actor="canary-test")
+    assert main(["models", "canary", "start", "3", "--actor", "canary-test"]) == 0
     log.wait("canary v3 at 1%")
     bad_start = len(traffic.sent)
     traffic.phase("3", 0.01)
-    decision = step(s, registry)
-    assert (decision.action, decision.share) == ("rollback", 0.01), decision.reason
-    failed = {k for k, c in decision.checks.items() if c["passed"] is False}
-    assert "score_distribution" in failed, decision.checks
+    record = step(registry)
+    assert (record["action"], record["extra"]["share_from"]) == ("canary_rollback", 0.01)
+    checks = record["extra"]["checks"]
+    assert "score_distribution" in {k for k, c in checks.items() if c["passed"] is False}
     assert registry.alias_version("canary") is None
     assert registry.alias_version("champion") == "1"
 

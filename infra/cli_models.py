@@ -105,9 +105,15 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
     from models.reports import decisions_frame
 
     if args.decisions is None:  # live: the scores and labels topics
-        from models.live_evidence import live_decisions
+        from models.live_evidence import live_decisions, report_window_ms
 
-        return live_decisions(settings, _registry(settings))
+        registry = _registry(settings)
+        since = getattr(args, "since", None)
+        if since is None and not getattr(args, "report", False):
+            return live_decisions(settings, registry)  # canary step: the canary's window
+        since_ms = _since_ms(since) if since else report_window_ms(registry,
+                                                                   settings.model_name)
+        return live_decisions(settings, registry, since_ms=since_ms, canary=False)
     path = Path(args.decisions)
     if not path.is_file():
         raise ConfigurationError(f"decisions file {path} does not exist")
@@ -122,6 +128,17 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                if line.strip()]
     return decisions_frame(records, labels)
+
+
+def _since_ms(text: str) -> int:
+    import pandas as pd
+
+    try:
+        when = pd.Timestamp(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"--since {text!r}: not a time ({exc})") from None
+    when = when.tz_localize("UTC") if when.tzinfo is None else when
+    return int(when.value // 1_000_000)
 
 
 def _canary(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,6 +258,10 @@ def register(models: Any, add: Any) -> None:
     add("status", _canary, "the canary's version and share", canary)
     p = add("report", _report, "A/B by arm and shadow agreement from decisions", models)
     _evidence_options(p)
+    p.set_defaults(report=True)
+    p.add_argument("--since", default=None, metavar="TIME",
+                   help="live: the scores records since TIME (UTC); default: the running "
+                   "canary's window, else since the shadow alias last moved")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
     p.add_argument("--html", default=None, metavar="FILE",
                    help="also write the report as one self-contained HTML file")

@@ -122,7 +122,7 @@ def _replay_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from replay.commands import BacktestOptions, backtest_file
+    from replay.commands import PREQUENTIAL_STAGES, STAGES, BacktestOptions, backtest_file
     from replay.outputs import print_table
 
     options = BacktestOptions(
@@ -132,9 +132,10 @@ def _replay_backtest(args: argparse.Namespace, settings: Settings) -> int:
         prequential=args.prequential, folds=args.folds, step_days=args.step_days,
         fmt=args.format)
     label = "prequential" if args.prequential else "backtest"
-    with stages([label], label):
+    names = PREQUENTIAL_STAGES if args.prequential else STAGES
+    with stages(names, label) as bar:
         written, metrics = backtest_file(settings, Path(args.file), mapping_of(args),
-                                         options, Path(args.out))
+                                         options, Path(args.out), progress=bar)
     print(print_table(metrics))
     print(written.line())
     return 0

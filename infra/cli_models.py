@@ -7,7 +7,7 @@ gate that rolled back is exit code 1; an unknown alias is 2.
 
 Canary evidence (``canary step``, ``report``) is read live from the ``scores`` and
 ``labels`` topics (:mod:`models.live_evidence`), or from a decisions file: a JSON-lines
-dump of ``scores`` records (``arm``, ``score``, ``decision``, ``scores.shadow`` ...) with an
+dump of ``scores`` records (``arm``, ``score``, ``decision``, ``shadow`` ...) with an
 optional labels file (``transaction_id``, ``is_fraud``; matured labels only), or a Parquet
 decisions frame (columns of :mod:`models.reports`).
 """
@@ -105,9 +105,15 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
     from models.reports import decisions_frame
 
     if args.decisions is None:  # live: the scores and labels topics
-        from models.live_evidence import live_decisions
+        from models.live_evidence import live_decisions, report_window_ms
 
-        return live_decisions(settings, _registry(settings))
+        registry = _registry(settings)
+        since = getattr(args, "since", None)
+        if since is None and not getattr(args, "report", False):
+            return live_decisions(settings, registry)  # canary step: the canary's window
+        since_ms = _since_ms(since) if since else report_window_ms(registry,
+                                                                   settings.model_name)
+        return live_decisions(settings, registry, since_ms=since_ms, canary=False)
     path = Path(args.decisions)
     if not path.is_file():
         raise ConfigurationError(f"decisions file {path} does not exist")
@@ -122,6 +128,17 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
                if line.strip()]
     return decisions_frame(records, labels)
+
+
+def _since_ms(text: str) -> int:
+    import pandas as pd
+
+    try:
+        when = pd.Timestamp(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"--since {text!r}: not a time ({exc})") from None
+    when = when.tz_localize("UTC") if when.tzinfo is None else when
+    return int(when.value // 1_000_000)
 
 
 def _canary(args: argparse.Namespace, settings: Settings) -> int:
@@ -171,6 +188,13 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     ab = ab_report(frame)
     shadow = shadow_report(frame) if frame.get("shadow_score") is not None and \
         frame["shadow_score"].notna().any() else None
+    if args.html:
+        from models.report_html import report_html
+
+        source = args.decisions or f"topics {settings.topic_scores} + {settings.topic_labels}"
+        Path(args.html).write_text(report_html(ab, shadow, notes={
+            "model": settings.model_name, "decisions": str(source)}), encoding="utf-8")
+        print(f"wrote {args.html}")
     if args.json:
         print(_dump({"ab": ab, "shadow": shadow}))
         return 0
@@ -234,4 +258,10 @@ def register(models: Any, add: Any) -> None:
     add("status", _canary, "the canary's version and share", canary)
     p = add("report", _report, "A/B by arm and shadow agreement from decisions", models)
     _evidence_options(p)
+    p.set_defaults(report=True)
+    p.add_argument("--since", default=None, metavar="TIME",
+                   help="live: the scores records since TIME (UTC); default: the running "
+                   "canary's window, else since the shadow alias last moved")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.add_argument("--html", default=None, metavar="FILE",
+                   help="also write the report as one self-contained HTML file")

@@ -3,7 +3,8 @@ logs and CI output stay clean).
 
 :func:`stages` shows a command's named stages (e.g. features and training, then register)
 with the elapsed time, so a long step is visibly alive; commands whose library reports
-finer progress (``replay publish``) draw their own bar.
+finer progress (``replay publish``) draw their own bar. A prequential backtest adds one
+stage per fold once it knows how many there are (:meth:`Stages.folds`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ class Stages:
         self.bar.update(1)
         self._show()
 
+    def add(self, names: Sequence[str]) -> None:
+        """More stages, known only once the work started (e.g. a prequential run's folds)."""
+        self.names += list(names)
+        self.bar.total = len(self.names)
+        self.bar.refresh()
+        self._show()
+
+    def folds(self, done: int, total: int) -> None:
+        """A fold callback (:func:`replay.prequential.run_prequential`): one stage a fold."""
+        if done == 0:
+            self.add([f"fold {k}/{total}" for k in range(1, total + 1)])
+        else:
+            self.next()
+
 
 @contextmanager
 def stages(names: Sequence[str], command: str) -> Iterator[Stages]:
@@ -42,5 +57,5 @@ def stages(names: Sequence[str], command: str) -> Iterator[Stages]:
               disable=None, mininterval=1.0) as bar:  # None: only on a terminal
         tracker = Stages(bar, names)
         yield tracker
-        while tracker.done < len(names):
+        while tracker.done < len(tracker.names):
             tracker.next()

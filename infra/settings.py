@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     canary_max_error_excess: float = Field(default=0.001, ge=0.0, le=1.0)
     canary_max_score_psi: float = Field(default=0.25, gt=0.0)
     canary_alert_ratio: float = Field(default=2.0, ge=1.0)
-    canary_min_rank_correlation: float = Field(default=0.5, ge=-1.0, le=1.0)
+    canary_min_rank_correlation: float = Field(default=0.0, ge=-1.0, le=1.0)
     canary_min_frauds: int = Field(default=20, ge=1, description="matured, per arm")
     canary_label_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
 

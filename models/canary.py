@@ -15,7 +15,11 @@ last step (:class:`~models.reports.ArmEvidence` of each). Gates, in order:
    flooded, or the canary stopped alerting.
 4. **rank agreement** (when the canary arm's records also carry the champion's score of
    the same transaction): Spearman correlation below ``min_rank_correlation`` -> fail. The
-   surest early sign of a model that ranks backwards, whatever its calibration.
+   surest early sign of a model that ranks backwards, whatever its calibration. The bar is
+   0, not higher: most transactions are genuine with scores near 0, ordered by noise, so
+   two equally good models agree only loosely (on simulated data a challenger with row
+   subsampling, average precision equal to the champion's, gave 0.35-0.44 on 300 shared
+   rows, p5-p50; one of depth 4, 0.75-0.80), while an inverted model gives -0.38.
 5. **precision and recall on matured labels**: with at least ``min_frauds`` matured frauds
    on both arms, the canary's 95 % upper bound falls below the champion's value minus
    ``label_tolerance`` -> fail. Labels mature days after the decision, so this gate is
@@ -55,7 +59,7 @@ class CanaryPolicy:
     max_error_excess: float = 0.001
     max_score_psi: float = 0.25
     alert_ratio: float = 2.0
-    min_rank_correlation: float = 0.5
+    min_rank_correlation: float = 0.0
     min_frauds: int = 20
     label_tolerance: float = 0.05
     label_gate_from: float = 0.50

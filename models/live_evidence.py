@@ -1,6 +1,7 @@
 """A canary's live evidence: the ``scores`` records since its last step, with matured labels.
 
-``fraudstream models canary step`` and ``models report`` without ``--decisions`` read:
+``fraudstream models canary step`` (and ``models report`` without ``--decisions`` while a
+canary runs) read:
 
 - the ``scores`` records written since the canary's last ``canary_start`` or
   ``canary_step`` audit record (Kafka timestamps; a hold does not restart the window, so
@@ -11,6 +12,9 @@
 **Matured labels**: a transaction with a fraud label is fraud whenever the label came; one
 without is genuine only once it is older than ``retrain_maturity_days`` (frauds are
 reported late, genuine transactions are never labeled), and unknown (NaN) before that.
+
+``models report`` without a canary reads the ``scores`` records since ``--since`` or, by
+default, since the ``shadow`` alias last moved (:func:`report_window_ms`).
 """
 
 from __future__ import annotations
@@ -62,19 +66,37 @@ def matured_labels(records: list[dict[str, Any]], frauds: set[str], now_ms: floa
     return out
 
 
+def report_window_ms(registry: ModelRegistry, name: str) -> int | None:
+    """Where a report without ``--since`` starts: the running canary's window, else the
+    ``shadow`` alias's last move (its records carry that shadow's scores), else None."""
+    version = registry.alias_version("canary", name)
+    if version is not None:
+        return window_start_ms(audit.read(registry.audit_path, model=name, alias="canary"),
+                               version)
+    moves = audit.read(registry.audit_path, model=name, alias="shadow")
+    if not moves:
+        return None
+    return int(datetime.fromisoformat(moves[-1]["time"]).timestamp() * 1000)
+
+
 def live_decisions(settings: Settings, registry: ModelRegistry, *, now_ms: float | None = None,
-                   timeout: float = 60.0) -> pd.DataFrame:
-    """The decisions frame of the running canary's window (module doc)."""
+                   timeout: float = 60.0, since_ms: int | None = None,
+                   canary: bool = True) -> pd.DataFrame:
+    """The decisions frame of the running canary's window (module doc); with
+    ``canary=False``, of the ``scores`` records since ``since_ms`` (None: all of them)."""
     from models.retrain_offline import read_label_topic
     from models.topic_read import read_topic
 
     name = settings.model_name
-    version = registry.alias_version("canary", name)
-    if version is None:
-        raise ModelError(f"{name} has no canary running")
-    since = window_start_ms(audit.read(registry.audit_path, model=name, alias="canary"), version)
+    if canary:
+        version = registry.alias_version("canary", name)
+        if version is None:
+            raise ModelError(f"{name} has no canary running")
+        since_ms = window_start_ms(audit.read(registry.audit_path, model=name,
+                                              alias="canary"), version)
     records = []
-    for value, _ in read_topic(settings, settings.topic_scores, since_ms=since, timeout=timeout):
+    for value, _ in read_topic(settings, settings.topic_scores, since_ms=since_ms,
+                               timeout=timeout):
         try:
             record = json.loads(value)
         except ValueError:

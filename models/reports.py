@@ -31,6 +31,7 @@ import pandas as pd
 from models.metrics import average_precision
 
 Z95 = 1.959963984540054
+ALERTS = ("review", "decline")
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -172,21 +173,24 @@ def decisions_frame(
     score_records: Iterable[dict[str, Any]], labels: dict[str, int] | None = None
 ) -> pd.DataFrame:
     """Flatten ``scores`` records into a decisions frame; ``labels`` maps a transaction id
-    to its matured label (absent = not matured). A record without ``arm`` is the champion's.
+    to its matured label (absent = not matured). A record without ``arm`` is the champion's;
+    the shadow's score and decision come from the record's ``shadow`` object (``version``,
+    ``score``, ``decision``), the champion's paired score from ``scores.champion``.
     """
     rows = []
     labels = labels or {}
     for r in score_records:
         parts = r.get("scores") or {}
+        shadow = r.get("shadow") or {}
         rows.append({
             "transaction_id": r["transaction_id"],
             "arm": r.get("arm", "champion"),
             "score": float(r["score"]),
-            "alert": r.get("decision") in ("review", "decline"),
+            "alert": r.get("decision") in ALERTS,
             "error": bool(r.get("error", False)),
-            "shadow_score": parts.get("shadow"),
+            "shadow_score": shadow.get("score"),
             "champion_score": parts.get("champion"),
-            "shadow_alert": r.get("shadow_decision") in ("review", "decline"),
+            "shadow_alert": shadow.get("decision") in ALERTS,
             "is_fraud": float(labels[r["transaction_id"]]) if r["transaction_id"] in labels
             else math.nan,
         })

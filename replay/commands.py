@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -85,14 +86,32 @@ class BacktestOptions:
     fmt: str = "parquet"
 
 
+class Progress(Protocol):
+    """Stage progress (``infra.cli_progress.Stages``): the next stage, and one per fold."""
+
+    def next(self) -> None: ...
+    def folds(self, done: int, total: int) -> None: ...
+
+
+STAGES = ("load and validate", "features", "train and score", "write")
+PREQUENTIAL_STAGES = ("load and validate", "features")  # then one per fold
+
+
 def backtest_file(settings: Settings, path: Path, mapping: ColumnMapping,
-                  options: BacktestOptions, out_dir: Path) -> tuple[Written, pd.DataFrame]:
-    """Run the backtest ``options`` describe on ``path``; returns files and metrics table."""
+                  options: BacktestOptions, out_dir: Path, progress: Progress | None = None,
+                  ) -> tuple[Written, pd.DataFrame]:
+    """Run the backtest ``options`` describe on ``path``; returns files and metrics table.
+
+    ``progress`` advances through :data:`STAGES` (or :data:`PREQUENTIAL_STAGES` and then
+    one stage per fold for a prequential run)."""
+    step = progress.next if progress is not None else (lambda: None)
     started = time.perf_counter()
     history = load_history(path, mapping, require_labels=True)
     loaded = time.perf_counter()
+    step()
     frame, names = feature_frame(history)
     featured = time.perf_counter()
+    step()
     models = [registry_model(settings, spec) for spec in options.models]
     policies: list[PolicySpec] = [parse_policy(p) for p in options.policies] or [STREAM_POLICY]
     test_end = pd.Timestamp(options.test_end) if options.test_end else None
@@ -108,11 +127,13 @@ def backtest_file(settings: Settings, path: Path, mapping: ColumnMapping,
     ids = history.attrs.get("integer_ids", ())
     if options.prequential:
         pre = run_prequential(frame, names, models, settings, config, policies=policies,
-                              step_days=options.step_days, n_folds=options.folds)
+                              step_days=options.step_days, n_folds=options.folds,
+                              progress=progress.folds if progress is not None else None)
         written = write_outputs(out_dir, pre, fmt=options.fmt, notes=notes, integer_ids=ids,
                                 title="fraudstream prequential backtest")
         return written, pre.folds
     result = run_backtest(frame, names, models, settings, config, policies=policies,
                           train=options.train or not models)
+    step()
     written = write_outputs(out_dir, result, fmt=options.fmt, notes=notes, integer_ids=ids)
     return written, result.metrics

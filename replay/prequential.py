@@ -15,7 +15,7 @@ deviation (``ddof=1``; ``nan`` for one fold), min and max over folds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,19 +67,26 @@ def run_prequential(frame: pd.DataFrame, feature_names: tuple[str, ...],
                     models: Sequence[Model], settings: Settings,
                     config: BacktestConfig | None = None, *, step_days: float | None = None,
                     n_folds: int | None = None,
-                    policies: Sequence[PolicySpec] = (STREAM_POLICY,)) -> PrequentialResult:
-    """Run every fold (see module doc); ``frame`` comes from ``backtest.feature_frame``."""
+                    policies: Sequence[PolicySpec] = (STREAM_POLICY,),
+                    progress: Callable[[int, int], None] | None = None) -> PrequentialResult:
+    """Run every fold (see module doc); ``frame`` comes from ``backtest.feature_frame``.
+
+    ``progress(done, total)`` is called before the first fold (done 0) and after each."""
     config = config or BacktestConfig()
     step = config.train.test_days if step_days is None else step_days
     known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
                               frame["label_time"])
     results: list[BacktestResult] = []
     rows = []
-    for i, end in enumerate(fold_ends(frame["event_time"], config, step, n_folds)):
+    ends = fold_ends(frame["event_time"], config, step, n_folds)
+    report = progress or (lambda done, total: None)
+    report(0, len(ends))
+    for i, end in enumerate(ends):
         result = run_backtest(frame, feature_names, models, settings,
                               config.with_windows(test_end=end), policies=policies,
                               train=True, known=known)
         results.append(result)
+        report(i + 1, len(ends))
         for record in result.metrics.to_dict("records"):
             rows.append({"fold": i, "test_start": result.windows["test_start"][:10],
                          "test_end": result.windows["test_end"][:10], **record})

@@ -7,7 +7,11 @@ and closed by the app's ``lifespan`` (nothing global). Endpoints (details: docs/
   as the stream; also published to ``transactions`` when ``api_publish_transactions``.
 - ``POST /v1/labels`` (key) — a verdict, produced to ``labels`` with the key's name as actor.
 - ``GET /v1/models`` (open unless ``api_open_reads=false``) — versions, aliases, metrics.
-- ``POST /v1/models/{version}/alias`` (key) — move an alias, audited under the key's name.
+- ``POST /v1/models/{version}/alias`` (key) — promote: move an alias once the version is
+  known servable, audited under the key's name; ``GET /v1/models/{version}`` (read) — one
+  version with lineage, slices, model card; ``POST /v1/models/rollback`` (key);
+  ``GET /v1/models/canary`` (read), ``POST /v1/models/canary`` (start),
+  ``.../canary/step``, ``.../canary/abort`` (key) — :mod:`scoring.api_models`.
 - ``GET /healthz``, ``GET /readyz`` (always open), ``GET /metrics`` (as ``/v1/models``).
 - ``/console/...`` — the analyst console (:mod:`scoring.console`), signed in with a key.
 
@@ -34,7 +38,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,12 +47,12 @@ from scoring.api_deps import ApiDeps, build_deps
 from scoring.api_http import (
     ApiError,
     BodyLimit,
-    decode_object,
     error_payload,
     invalid_input_error,
     read_body,
 )
 from scoring.api_keys import KeyStore, load_keys
+from scoring.api_models import REQUEST_FIELDS, ModelOps, add_model_routes, call, parse
 from scoring.api_schemas import (
     LABEL_FIELDS,
     AliasRequest,
@@ -69,7 +72,8 @@ log = logging.getLogger("fraudstream.scoring.api")
 KEY_HEADER = "X-API-Key"
 API_KEY_HEADER = APIKeyHeader(name=KEY_HEADER, auto_error=False,
                               description="a named key (FRAUDSTREAM_API_KEYS)")
-FIELDS = (*Transaction.model_fields, *LABEL_FIELDS, *AliasRequest.model_fields)
+FIELDS = (*Transaction.model_fields, *LABEL_FIELDS, *AliasRequest.model_fields,
+          *REQUEST_FIELDS)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 404, 409, 413, 422, 503)}
 
@@ -110,6 +114,16 @@ async def reader(request: Request,
 
 
 Actor = Annotated[str, Depends(writer)]
+
+
+async def get_ops(d: Deps) -> ModelOps:
+    """The model operations (promote, rollback, canary); 503 without a registry."""
+    if d.ops is None:
+        raise ApiError(503, "service", "no model registry configured")
+    return d.ops
+
+
+Ops = Annotated[ModelOps, Depends(get_ops)]
 
 
 def _status_for(exc: FraudstreamError) -> int:
@@ -242,26 +256,17 @@ def create_app(settings: Settings, deps: ApiDeps | None = None, *,
     @app.post("/v1/models/{version}/alias", tags=["models"], responses=ERRORS,
               openapi_extra=body_schema(AliasRequest))
     async def move_alias(
-        request: Request, actor: Actor, d: Deps,
+        request: Request, actor: Actor, ops: Ops,
         version: Annotated[str, Path(pattern=r"^[0-9]{1,12}$")],
     ) -> dict[str, Any]:
-        """Point an alias (champion, challenger, shadow) at a version; audited as the key."""
-        data = decode_object(await read_body(request))
-        try:
-            body = AliasRequest.model_validate(data)
-        except ValidationError as exc:
-            errors = [(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-                      for e in exc.errors()]
-            raise RequestValidationError([{"loc": ("body", f), "msg": m} for f, m in errors]
-                                         ) from None
-        registry = d.registry
-        if registry is None:
-            raise ApiError(503, "service", "no model registry configured")
-        known = {v.version for v in await asyncio.to_thread(registry.list_versions)}
-        if version not in known:
+        """Promote: point an alias (champion, challenger, shadow) at a version once it is
+        known servable; audited as the key (as ``fraudstream models promote``)."""
+        body = parse(AliasRequest, await read_body(request))
+        if version not in await asyncio.to_thread(ops.versions):
             raise ApiError(404, "version", f"{settings.model_name} has no version {version!r}")
-        return await asyncio.to_thread(registry.set_alias, settings.model_name, body.alias,
-                                       version, actor=actor, reason=body.reason)
+        return await call("version", ops.promote, version, body.alias, actor, body.reason)
+
+    add_model_routes(app, writer, reader, get_ops, ERRORS)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -23,6 +23,7 @@ from features.core import FEATURE_NAMES
 from infra.errors import FraudstreamError, InvalidInput, ModelError, ServiceError
 from infra.settings import Settings
 from models.online_snapshot import OnlineModelHandle
+from scoring.api_models import ModelOps, RegistryOps
 from scoring.metrics import ScoringMetrics, build_metrics
 from scoring.policy import ALERT_DECISIONS, Policy, policy_for
 from scoring.ports import ScoringModel
@@ -39,8 +40,6 @@ class RegistryLike(Protocol):
     """The part of :class:`models.registry.ModelRegistry` the API uses."""
 
     def list_versions(self, name: str | None = None) -> list[Any]: ...
-    def set_alias(self, name: str, alias: str, version: str, actor: str, reason: str,
-                  metrics: dict[str, float] | None = None) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -51,6 +50,7 @@ class ApiDeps:
     model_version: Callable[[], str | None] | None = None
     producer: ProducerLike | None = None
     registry: RegistryLike | None = None
+    ops: ModelOps | None = None  # promote, rollback, canary (scoring.api_models)
     online: OnlineModelHandle | None = None
     kafka_ready: Callable[[], bool] = lambda: False
     metrics: ScoringMetrics = field(default_factory=build_metrics)
@@ -210,7 +210,8 @@ def build_deps(settings: Settings, metrics: ScoringMetrics | None = None) -> Api
     return ApiDeps(
         settings=settings, states=states, load_model=lambda: registry.load("champion"),
         model_version=lambda: registry.alias_version("champion"), producer=producer,
-        registry=registry, online=online, kafka_ready=kafka_ready,
+        registry=registry, ops=RegistryOps(settings, registry), online=online,
+        kafka_ready=kafka_ready,
         metrics=metrics or build_metrics(),
         closers=[states.close, lambda: producer.flush(5)],
     )

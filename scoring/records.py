@@ -56,8 +56,9 @@ def score_record(
 def alert_record(
     score: dict[str, Any], record: dict[str, Any], reasons: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The ``alerts`` record for analysts: decision, score, reasons, versions, summary."""
-    return {
+    """The ``alerts`` record for analysts: decision, score, reasons, versions, summary, and
+    the arm (``champion`` or ``canary``) when the scores record has one."""
+    out: dict[str, Any] = {
         "transaction_id": score["transaction_id"],
         "decision": score["decision"],
         "score": score["score"],
@@ -66,6 +67,9 @@ def alert_record(
         "latency_ms": score["latency_ms"],
         "transaction": {k: record.get(k) for k in SUMMARY_FIELDS},
     }
+    if "arm" in score:
+        out["arm"] = score["arm"]
+    return out
 
 
 @dataclass

@@ -28,6 +28,7 @@ class StageMetrics:
     aborts: Counter  # by cause
     model_info: Gauge  # role, version
     shadow_errors: Counter
+    canary_errors: Counter
     restore_seconds: Histogram
 
     def set_model(self, role: str, version: str | None) -> None:
@@ -67,6 +68,9 @@ def build_stage_metrics(registry: CollectorRegistry | None = None) -> StageMetri
                          ["role", "version"], namespace=ns, registry=r),
         shadow_errors=Counter("shadow_errors", "Shadow-model loads skipped, by error.",
                               ["error"], namespace=ns, registry=r),
+        canary_errors=Counter("canary_errors", "Canary-model loads skipped (by error; its "
+                              "cards go to the champion) and batches with rows it failed on "
+                              "(error row).", ["error"], namespace=ns, registry=r),
         restore_seconds=Histogram("restore_seconds", "Card-state restore from the changelog.",
                                   namespace=ns, registry=r),
     )

@@ -44,12 +44,14 @@ def build_stage(settings: Settings, instance: str = "0") -> object:
     def on_models(d: Decider) -> None:
         metrics.set_model("batch", d.model.version if d.model else None)
         metrics.set_model("shadow", d.shadow.version if d.shadow else None)
+        metrics.set_model("canary", d.canary.version if d.canary else None)
         metrics.set_model("online", d.online.version if d.online else None)
 
     decider = Decider(ModelRegistry(settings), served, settings.top_reasons,
                       (settings.review_threshold, settings.decline_threshold), online,
                       on_models=on_models,
-                      on_shadow_error=lambda e: metrics.shadow_errors.labels(error=e).inc())
+                      on_shadow_error=lambda e: metrics.shadow_errors.labels(error=e).inc(),
+                      on_canary_error=lambda e: metrics.canary_errors.labels(error=e).inc())
     return StreamStage(settings, decider, StageRedis(settings), metrics, instance)
 
 

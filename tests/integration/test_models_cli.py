@@ -1,5 +1,6 @@
 """``fraudstream models ...`` end to end on a local MLflow: promote, one-command rollback,
-show, and a canary of an inverted model rolled back by ``canary step`` (exit 1)."""
+show, and a canary of an inverted model rolled back by ``canary step`` (exit 1); the same
+operations over the API, audited under the key's name."""
 
 from __future__ import annotations
 
@@ -86,3 +87,44 @@ def test_promote_rollback_show_and_a_failed_canary(
     assert actions == ["canary_start", "canary_rollback"]
     assert main(["models", "report", "--decisions", str(decisions)]) == 0
     assert "canary" in capsys.readouterr().out
+
+
+def test_the_api_runs_the_same_operations_audited_as_the_key(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    """The model routes on the real registry (MLflow, audit log): promote, show, rollback,
+    canary start/status/abort, each audited under the calling key's name."""
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from scoring.api import create_app
+    from scoring.api_models import RegistryOps
+    from tests.unit.test_api import KEY, OPS, OPS_KEY, make_deps
+
+    settings = registry.settings.model_copy(update={
+        "api_keys": SecretStr(f"alice:{KEY},ops:{OPS_KEY}"), "online_reload_seconds": 60})
+    deps = make_deps(settings, ops=RegistryOps(settings, ModelRegistry(settings)))
+    with TestClient(create_app(settings, deps, console=False)) as client:
+        promoted = client.post("/v1/models/2/alias", headers=OPS,
+                               json={"alias": "champion", "reason": "won the A/B"})
+        assert promoted.status_code == 200, promoted.text
+        assert registry.alias_version("champion", NAME) == "2"
+        shown = client.get("/v1/models/2").json()
+        assert len(shown["lineage"]["git_commit"]) == 40 and "## Intended use" in \
+            shown["model_card"]
+        back = client.post("/v1/models/rollback", headers=OPS, json={"reason": "bad night"})
+        assert back.status_code == 200 and back.json()["new_version"] == "1"
+        assert registry.alias_version("champion", NAME) == "1"
+        started = client.post("/v1/models/canary", headers=OPS, json={"version": "2"})
+        assert started.status_code == 200, started.text
+        assert client.get("/v1/models/canary").json() == {"version": "2", "share": 0.01,
+                                                          "champion": "1"}
+        again = client.post("/v1/models/canary", headers=OPS, json={"version": "2",
+                                                                     "share": 0.1})
+        assert again.status_code == 200  # the same version: its share is set again
+        assert client.post("/v1/models/canary/abort", headers=OPS, json={}).status_code == 200
+        assert client.post("/v1/models/canary/abort", headers=OPS).status_code == 409
+    records = audit.read(registry.audit_path, model=NAME)
+    assert [(r["action"], r["actor"]) for r in records[-5:]] == [
+        ("promote", "ops"), ("rollback", "ops"), ("canary_start", "ops"),
+        ("canary_start", "ops"), ("canary_abort", "ops")]

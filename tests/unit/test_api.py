@@ -27,7 +27,7 @@ from features.core import (
     terminal_key,
     terminal_update,
 )
-from infra.errors import ModelError
+from infra.errors import ModelError, ModelUnavailable
 from infra.settings import Settings
 from models.online import CombineRule, OnlineModel
 from models.online_snapshot import OnlineModelHandle, SnapshotStore
@@ -98,6 +98,74 @@ class FakeRegistry:
         return {"alias": alias, "version": version, "actor": actor, "reason": reason}
 
 
+@dataclass
+class FakeOps:
+    """The API's model operations in memory: versions 3 (champion) and 4; version 5 exists
+    but cannot be served; one canary at a time; an audit list of (action, actor)."""
+
+    champion: str = "3"
+    canary: tuple[str, float] | None = None
+    audit: list[tuple[str, str]] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+
+    def versions(self) -> set[str]:
+        return {"3", "4", "5"}
+
+    def _servable(self, version: str) -> None:
+        if version == "5":
+            raise ModelUnavailable("v5 expects features [...]", alias="", version="5",
+                                   reason="unservable")
+
+    def _record(self, action: str, actor: str, **extra: Any) -> dict[str, Any]:
+        self.audit.append((action, actor))
+        return {"action": action, "actor": actor, **extra}
+
+    def show(self, version: str) -> dict[str, Any]:
+        return {"version": version, "lineage": {"git_commit": "abc"}, "model_card": "# v"}
+
+    def promote(self, version: str, alias: str, actor: str, reason: str) -> dict[str, Any]:
+        self._servable(version)
+        if alias == "champion":
+            self.history.append(self.champion)
+            self.champion = version
+        return self._record("promote", actor, alias=alias, new_version=version, reason=reason)
+
+    def rollback(self, alias: str, actor: str, reason: str) -> dict[str, Any]:
+        if alias != "champion" or not self.history:
+            raise ModelError(f"fraud-detector@{alias} has no previous holder in the audit log")
+        previous, self.champion = self.champion, self.history.pop()
+        return self._record("rollback", actor, alias=alias, previous_version=previous,
+                            new_version=self.champion)
+
+    def canary_status(self) -> dict[str, Any]:
+        version, share = self.canary or (None, 0.0)
+        return {"version": version, "share": share, "champion": self.champion}
+
+    def canary_start(self, version: str, share: float, actor: str, reason: str
+                     ) -> dict[str, Any]:
+        if self.canary is not None:
+            raise ModelError("a canary is running: abort it first")
+        if version == self.champion:
+            raise ModelError(f"v{version} is already the champion")
+        self._servable(version)
+        self.canary = (version, share)
+        return self._record("canary_start", actor, new_version=version, share=share)
+
+    def canary_step(self, actor: str) -> dict[str, Any]:
+        if self.canary is None:
+            raise ModelError("fraud-detector has no canary running")
+        version, share = self.canary
+        self.canary = (version, min(1.0, share * 10))
+        return {"action": "step", "share": share, "next_share": self.canary[1],
+                "checks": {}, "audit": [self._record("canary_step", actor)]}
+
+    def canary_abort(self, actor: str, reason: str) -> dict[str, Any]:
+        if self.canary is None:
+            raise ModelError("fraud-detector has no canary running")
+        self.canary = None
+        return self._record("canary_abort", actor, reason=reason)
+
+
 def make_deps(settings: Settings, model: LoadedModel | None = None, **kw: Any) -> ApiDeps:
     loaded = model or tiny_model()
     kw.setdefault("states", FakeStates())
@@ -109,7 +177,8 @@ def make_deps(settings: Settings, model: LoadedModel | None = None, **kw: Any) -
         return loaded
 
     return ApiDeps(settings=settings, load_model=load, producer=FakeProducer(),
-                   registry=FakeRegistry(), kafka_ready=lambda: True, **kw)
+                   registry=FakeRegistry(), ops=kw.pop("ops", None) or FakeOps(),
+                   kafka_ready=lambda: True, **kw)
 
 
 @pytest.fixture
@@ -246,13 +315,17 @@ def test_models_and_alias_moves(client: TestClient) -> None:
     listed = client.get("/v1/models").json()
     assert listed["aliases"] == {"champion": "3"} and listed["in_use"]["batch"] == "3"
     assert listed["versions"][0]["metrics"] == {"average_precision": 0.5}
+    unservable = client.post("/v1/models/5/alias", json={"alias": "champion", "reason": "x1x"},
+                             headers=AUTH)
+    assert unservable.status_code == 409 and "expects features" in unservable.text
+    assert unservable.json()["errors"][0]["field"] == "version"
     missing = client.post("/v1/models/99/alias", json={"alias": "champion", "reason": "why"},
                           headers=AUTH)
     assert missing.status_code == 404
     bad = client.post("/v1/models/3/alias", json={"alias": "king", "reason": "why"},
                       headers=AUTH)
     assert bad.status_code == 422
-    ok = client.post("/v1/models/3/alias", json={"alias": "shadow", "reason": "try it"},
+    ok = client.post("/v1/models/4/alias", json={"alias": "shadow", "reason": "try it"},
                      headers=OPS)
     assert ok.status_code == 200 and ok.json()["alias"] == "shadow"
     assert ok.json()["actor"] == "ops"  # the key's name, never a field the caller fills

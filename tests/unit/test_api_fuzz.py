@@ -27,14 +27,17 @@ from schemathesis import GenerationMode
 from features.core import CardState, Event, TerminalState, card_update, terminal_update
 from infra.settings import Settings
 from scoring.api import create_app
+from scoring.api_models import REQUEST_FIELDS
 from scoring.api_schemas import LABEL_FIELDS, AliasRequest
 from streams.schema import Transaction
 from tests.unit.test_api import KEY, OPS_KEY, make_deps
 
 EXAMPLES = int(os.environ.get("FRAUDSTREAM_FUZZ_EXAMPLES", "120"))
 RANDOM = os.environ.get("FRAUDSTREAM_FUZZ_RANDOM") == "1"  # explore new inputs locally
-GENERAL = {"body", "X-API-Key", "version", "path", "method", "transaction_id", "request"}
-KNOWN = GENERAL | set(Transaction.model_fields) | set(LABEL_FIELDS) | set(AliasRequest.model_fields)
+GENERAL = {"body", "X-API-Key", "version", "path", "method", "transaction_id", "request",
+           "canary"}
+KNOWN = (GENERAL | set(Transaction.model_fields) | set(LABEL_FIELDS)
+         | set(AliasRequest.model_fields) | set(REQUEST_FIELDS))
 TOTALS: Counter[str] = Counter()
 FAILURES: list[str] = []
 
@@ -121,8 +124,10 @@ def _run(operation: Any, mode: GenerationMode) -> None:
 
 def test_no_5xx_and_every_4xx_names_the_field(fuzzed: Any) -> None:
     operations = [result.ok() for result in fuzzed.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/score", "/v1/labels", "/v1/models",
-                                             "/v1/models/{version}/alias"}
+    assert {op.path for op in operations} >= {
+        "/v1/score", "/v1/labels", "/v1/models", "/v1/models/{version}/alias",
+        "/v1/models/{version}", "/v1/models/rollback", "/v1/models/canary",
+        "/v1/models/canary/step", "/v1/models/canary/abort"}
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _run(operation, mode)

@@ -153,7 +153,8 @@ def test_ab_and_shadow_reports() -> None:
     records = [
         {"transaction_id": f"t{i}", "score": s, "decision": "review" if s > 0.5 else "approve",
          "arm": "canary" if i % 2 else "champion",
-         "scores": {"shadow": 1 - s}, "shadow_decision": "review" if s < 0.5 else "approve"}
+         "shadow": {"version": "9", "score": 1 - s,
+                    "decision": "review" if s < 0.5 else "approve"}}
         for i, s in enumerate(np.linspace(0.01, 0.99, 200))
     ]
     labels = {f"t{i}": int(i % 10 == 0) for i in range(0, 200, 2)}

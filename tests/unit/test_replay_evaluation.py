@@ -98,10 +98,14 @@ def test_prequential_summary_is_mean_and_spread_of_folds(
         featured: tuple[pd.DataFrame, tuple[str, ...]]) -> None:
     frame, names = featured
     config = BacktestConfig().with_windows(train_days=10, delay_days=3, test_days=5)
-    result = run_prequential(frame, names, [], Settings(xgb_nthread=1), config)
+    calls: list[tuple[int, int]] = []
+    result = run_prequential(frame, names, [], Settings(xgb_nthread=1), config,
+                             progress=lambda done, total: calls.append((done, total)))
     trained = result.folds[result.folds["candidate"] == "trained"]
     assert trained["fold"].tolist() == list(range(len(trained)))
     assert len(trained) >= 2
+    n = len(trained)  # the progress callback: announced, then once per fold
+    assert calls == [(i, n) for i in range(n + 1)]
     assert set(result.folds["candidate"]) == {"trained", "baseline_lr"}  # same folds
     summary = result.summary[result.summary["candidate"] == "trained"]
     auc = summary.set_index("metric").loc["roc_auc"]

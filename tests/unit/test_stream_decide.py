@@ -25,6 +25,7 @@ from features.stream.stage import StreamStage
 from features.terminal import TerminalState
 from infra.errors import ModelError
 from infra.settings import Settings
+from scoring.routing import arm_for
 from streams.dlq import parse_dead_letter
 
 N = len(FEATURE_NAMES)
@@ -42,13 +43,22 @@ class FakeModel:
 @dataclass
 class FakeRegistry:
     models: dict[str, FakeModel]
+    share: float = 0.0
+    down: bool = False  # the registry cannot be reached
 
     def load(self, alias: str = "champion") -> FakeModel:
         return self.models[alias]
 
     def alias_version(self, alias: str = "champion") -> str | None:
+        if self.down:
+            raise ModelError("registry unreachable")
         model = self.models.get(alias)
         return model.version if model else None
+
+    def canary_share(self) -> float:
+        if self.down:
+            raise ModelError("registry unreachable")
+        return self.share if "canary" in self.models else 0.0
 
 
 class FakeOnline:
@@ -182,6 +192,113 @@ def test_a_row_the_model_fails_on_is_returned_and_the_rest_decided(
         items, [vec(5), vec(-1), vec(1900)], now_ms=40)
     assert failed == [1]
     assert [d.score["transaction_id"] for d in out] == ["t1", "t3"]
+
+
+# -- canary routing --------------------------------------------------------------------------
+def canary_decider(booster: Any, canary: FakeModel, share: float,
+                   errors: list[str] | None = None) -> tuple[Decider, FakeRegistry]:
+    registry = FakeRegistry({"champion": FakeModel(booster), "canary": canary}, share)
+    d = Decider(registry, list(FEATURE_NAMES), 3, (None, 0.9),
+                on_canary_error=errors.append if errors is not None else None)
+    d.start()
+    return d, registry
+
+
+def cards_batch(n: int, amount: float = 5.0) -> tuple[list[Any], list[tuple[float, ...]]]:
+    items = [item(record(f"t{i}", card=f"C{i}", ms=T0 + i), i) for i in range(n)]
+    return items, [vec(amount)] * n
+
+
+def test_the_canary_scores_its_share_of_cards_and_says_so(booster: xgb.Booster) -> None:
+    inverted = FakeModel(Inverted(booster), version="8")
+    d, _ = canary_decider(booster, inverted, 0.3)
+    items, vectors = cards_batch(400)
+    out, failed = d.decide(items, vectors, now_ms=T0)
+    assert failed == []
+    arms = [o.score["arm"] for o in out]
+    want = [arm_for(f"C{i}", 0.3, "8") for i in range(400)]
+    assert arms == want and 80 < arms.count("canary") < 160
+    for o in out:
+        versions, parts = o.score["model_version"], o.score["scores"]
+        if o.score["arm"] == "canary":  # scored, decided and explained by the canary
+            assert versions["batch"] == "8" and o.score["score"] > 0.9
+            assert parts["champion"] < 0.1 and o.score["decision"] == "decline"
+            assert o.alert is not None and o.alert["arm"] == "canary"
+            assert o.alert["model_version"]["batch"] == "8"
+        else:
+            assert versions["batch"] == "3" and o.score["score"] < 0.1
+            assert "champion" not in parts and o.alert is None
+    assert "error" not in out[0].score
+
+
+def test_a_card_keeps_its_arm_and_only_moves_to_the_canary_as_the_share_grows(
+        booster: xgb.Booster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("features.stream.decide.MODEL_CHECK_SECONDS", 0.0)
+    d, registry = canary_decider(booster, FakeModel(booster, version="8"), 0.01)
+    items, vectors = cards_batch(300)
+    arms = []
+    for share in (0.01, 0.10, 0.50, 1.0):
+        registry.share = share
+        d.maybe_swap()
+        assert d.canary_share == share
+        out, _ = d.decide(items, vectors, now_ms=T0)
+        arms.append({o.score["transaction_id"] for o in out if o.score["arm"] == "canary"})
+    assert arms[0] <= arms[1] <= arms[2] <= arms[3] and len(arms[3]) == 300
+    del registry.models["canary"]  # rolled back: every card on the champion again
+    d.maybe_swap()
+    out, _ = d.decide(items, vectors, now_ms=T0)
+    assert d.canary is None and {o.score["arm"] for o in out} == {"champion"}
+
+
+def test_a_registry_outage_keeps_the_canary_and_its_share(
+        booster: xgb.Booster, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("features.stream.decide.MODEL_CHECK_SECONDS", 0.0)
+    errors: list[str] = []
+    d, registry = canary_decider(booster, FakeModel(booster, version="8"), 0.5, errors)
+    items, vectors = cards_batch(100)
+    before, _ = d.decide(items, vectors, now_ms=T0)
+    registry.down = True
+    d.maybe_swap()  # logged; the models in use go on
+    after, _ = d.decide(items, vectors, now_ms=T0)
+    assert (d.canary is not None, d.canary_share, errors) == (True, 0.5, [])
+    assert [o.score["arm"] for o in after] == [o.score["arm"] for o in before]
+    assert {o.score["arm"] for o in after} == {"champion", "canary"}
+
+
+def test_a_canary_that_cannot_be_served_is_skipped_and_counted(booster: xgb.Booster) -> None:
+    errors: list[str] = []
+    bad = FakeModel(booster, version="8", feature_names=("amount", "unknown"))
+    d, _ = canary_decider(booster, bad, 0.5, errors)
+    out, failed = d.decide(*cards_batch(50), now_ms=T0)
+    assert d.canary is None and errors == ["ModelError"] and failed == []
+    assert {o.score["arm"] for o in out} == {"champion"}
+    assert {o.score["model_version"]["batch"] for o in out} == {"3"}
+
+
+def test_rows_the_canary_fails_on_fall_back_to_the_champion_marked(
+        booster: xgb.Booster) -> None:
+    errors: list[str] = []
+    d, _ = canary_decider(booster, FakeModel(Fragile(booster), version="8"), 1.0, errors)
+    items = [item(record(f"t{i}", card=f"C{i}", ms=T0 + i), i) for i in range(3)]
+    out, failed = d.decide(items, [vec(5), vec(-1), vec(1900)], now_ms=T0)
+    assert failed == [] and errors == ["row"]
+    assert [o.score["arm"] for o in out] == ["canary"] * 3
+    assert [o.score.get("error", False) for o in out] == [False, True, False]
+    assert out[1].score["model_version"]["batch"] == "3"  # the champion's score was used
+    assert out[2].score["model_version"]["batch"] == "8" and out[2].alert is not None
+
+
+class Inverted:
+    """A booster scoring 1 - p: the deliberately bad canary."""
+
+    def __init__(self, booster: xgb.Booster) -> None:
+        self.booster = booster
+
+    def inplace_predict(self, matrix: Any) -> Any:
+        return 1.0 - self.booster.inplace_predict(matrix)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.booster, name)
 
 
 # -- the stage's transaction, with fake clients ----------------------------------------------

@@ -67,6 +67,7 @@ FAILURE_ONLY = {
     "fraudstream_stream_transaction_aborts_total",
     "fraudstream_stream_late_items_total",
     "fraudstream_stream_shadow_errors_total",
+    "fraudstream_stream_canary_errors_total",
 }
 SELECTOR = re.compile(r'\b(up|fraudstream[a-zA-Z0-9_:]*)(\{[^}]*\})?')
 N_TRANSACTIONS = 800

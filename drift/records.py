@@ -48,12 +48,22 @@ def _event_ms(value: Any) -> int:
         raise InvalidInput(f"event_time {str(value)[:40]!r}: {exc}") from None
 
 
+def _reference_score(record: dict[str, Any]) -> Any:
+    """The score comparable with the reference (the champion's profile): a canary-arm
+    record's own score is the canary's, so its ``scores.champion`` is used instead."""
+    if record.get("arm") == "canary":
+        champion = (record.get("scores") or {}).get("champion")
+        if champion is not None:
+            return champion
+    return record["score"]
+
+
 def observation(raw: bytes | None, partition: int = -1, offset: int = -1) -> Observation:
     """A ``scores`` record as an observation; ``InvalidInput`` when it breaks the contract."""
     record = loads(raw or b"")
     try:
         values = {k: np.nan if v is None else float(v) for k, v in record["features"].items()}
-        values[SCORE] = float(record["score"])
+        values[SCORE] = float(_reference_score(record))
         when = _event_ms(record["event_time"])
         batch = (record.get("model_version") or {}).get("batch")
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:

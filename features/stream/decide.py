@@ -299,7 +299,7 @@ class Decider:
             parts={"batch": s.batch[j], "online": None if s.online is None else s.online[j]})
         record["arm"] = CANARY if on_canary or s.errors[j] else CHAMPION
         if on_canary:
-            record["scores"]["champion"] = round(s.champion[j], 6)
+            record["scores"]["champion"] = float(s.champion[j])  # unrounded, as `score`
         if s.errors[j]:
             record["error"] = True
         return record

@@ -294,6 +294,19 @@ def test_observation_decoding() -> None:
             observation(bad)
 
 
+def test_a_canary_record_is_judged_by_the_champions_score() -> None:
+    """The reference is the champion's score profile: a canary-arm record contributes the
+    champion's score of the same transaction, a champion-arm record its own."""
+    record = {"transaction_id": "t1", "event_time": "2025-01-06T00:00:01Z", "card_id": "c",
+              "score": 0.9, "arm": "canary", "scores": {"batch": 0.9, "champion": 0.1},
+              "model_version": {"batch": "4", "online": None}, "features": {"a": 1.0}}
+    assert observation(json.dumps(record).encode()).values[SCORE] == 0.1
+    record["arm"] = "champion"
+    assert observation(json.dumps(record).encode()).values[SCORE] == 0.9
+    record["arm"], record["scores"] = "canary", {"batch": 0.9}  # no paired score: its own
+    assert observation(json.dumps(record).encode()).values[SCORE] == 0.9
+
+
 def test_metrics_use_their_own_registry() -> None:
     registry = CollectorRegistry()
     metrics = DriftMetrics(registry)

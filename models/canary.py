@@ -21,10 +21,11 @@ last step (:class:`~models.reports.ArmEvidence` of each). Gates, in order:
    subsampling, average precision equal to the champion's, gave 0.35-0.44 on 300 shared
    rows, p5-p50; one of depth 4, 0.75-0.80), while an inverted model gives -0.38.
 5. **precision and recall on matured labels**: with at least ``min_frauds`` matured frauds
-   on both arms, the canary's 95 % upper bound falls below the champion's value minus
-   ``label_tolerance`` -> fail. Labels mature days after the decision, so this gate is
-   *required* (not just applied when possible) only for steps to ``label_gate_from`` share
-   and above; before that, too few labels means "not judged yet".
+   on both arms, the 95 % upper bound of the difference canary - champion (Newcombe's
+   interval, which counts both arms' uncertainty) falls below ``-label_tolerance`` ->
+   fail. Labels mature days after the decision, so this gate is *required* (not just
+   applied when possible) only for steps to ``label_gate_from`` share and above; before
+   that, too few labels means "not judged yet".
 
 A failed gate means **rollback** (automatic, the canary alias is removed); too little
 traffic (``min_decisions`` per arm) or a required but unjudged label gate means **hold**
@@ -44,7 +45,7 @@ from scipy import stats
 
 from drift.stats import bin_fractions, psi
 from infra.settings import Settings
-from models.reports import ArmEvidence
+from models.reports import ArmEvidence, newcombe
 
 STEPS: tuple[float, ...] = (0.01, 0.10, 0.50, 1.0)
 Action = Literal["step", "hold", "rollback", "complete"]
@@ -153,10 +154,11 @@ def gate_checks(champion: ArmEvidence, canary: ArmEvidence,
             checks[name] = _check(None, f"{canary.matured_frauds} / {champion.matured_frauds} "
                                   f"matured frauds (need {policy.min_frauds} per arm)")
             continue
-        floor = theirs.value - policy.label_tolerance
-        checks[name] = _check(mine.ci[1] >= floor,
-                              f"{name} {mine.value:.4f} (upper {mine.ci[1]:.4f}) vs champion "
-                              f"{theirs.value:.4f} (need upper >= {floor:.4f})")
+        low, high = newcombe(mine, theirs)
+        checks[name] = _check(high >= -policy.label_tolerance,
+                              f"{name} {mine.value:.4f} vs champion {theirs.value:.4f}: "
+                              f"difference [{low:+.4f}, {high:+.4f}] (fails below "
+                              f"-{policy.label_tolerance})")
     return checks
 
 

@@ -49,6 +49,22 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def newcombe(a: Rate, b: Rate) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) of the difference ``a - b`` of two
+    independent proportions, from each one's Wilson interval; ``(nan, nan)`` when either has
+    no trials.
+
+    >>> [round(x, 4) for x in newcombe(Rate(56, 70), Rate(48, 80))]
+    [0.0524, 0.3339]
+    """
+    if a.trials <= 0 or b.trials <= 0:
+        return math.nan, math.nan
+    (l1, u1), (l2, u2) = a.ci, b.ci
+    d = a.value - b.value
+    return (d - math.sqrt((a.value - l1) ** 2 + (u2 - b.value) ** 2),
+            d + math.sqrt((u1 - a.value) ** 2 + (b.value - l2) ** 2))
+
+
 @dataclass(frozen=True)
 class Rate:
     """A proportion with its Wilson interval."""

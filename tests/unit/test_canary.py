@@ -13,8 +13,16 @@ import pytest
 
 from infra.errors import ModelError
 from models import audit, rollout_canary
-from models.canary import CanaryPolicy, decide_step
-from models.reports import ArmEvidence, ab_report, decisions_frame, shadow_report, wilson
+from models.canary import CanaryPolicy, decide_step, gate_checks
+from models.reports import (
+    ArmEvidence,
+    Rate,
+    ab_report,
+    decisions_frame,
+    newcombe,
+    shadow_report,
+    wilson,
+)
 from models.rollout import rollback_target
 from scoring.routing import arm_for, arms_for, bucket
 
@@ -69,6 +77,28 @@ def test_an_inverted_challenger_is_rolled_back_at_the_first_step() -> None:
     assert {"score_distribution", "alert_rate"} <= failed
     champion, canary = _arms("inverted", paired=True)
     assert decide_step(0.01, champion, canary).checks["rank_agreement"]["passed"] is False
+
+
+def test_label_gates_count_both_arms_uncertainty() -> None:
+    """Recall/precision fail only when the difference canary - champion is surely below the
+    tolerance: a champion's lucky 14 of 20 against the canary's 8 of 20 is not proof (the
+    canary's own upper bound alone, 0.61 < 0.65, would have rolled it back); 2 of 20
+    against 16 of 20 is."""
+    assert newcombe(Rate(8, 20), Rate(14, 20))[1] > -0.05
+    assert newcombe(Rate(2, 20), Rate(16, 20))[1] < -0.05
+    assert wilson(8, 20)[1] < 14 / 20 - 0.05
+    policy = CanaryPolicy(min_frauds=1)
+
+    def evidence(hits: int) -> ArmEvidence:
+        y = np.array([1.0] * 20 + [0.0] * 980)
+        alerts = np.zeros(1000, dtype=bool)
+        alerts[:hits] = True  # `hits` of the 20 frauds alerted, no false alert
+        return ArmEvidence(np.where(alerts, 0.9, 0.1), alerts, y)
+
+    noisy = gate_checks(evidence(14), evidence(8), policy)
+    assert noisy["recall"]["passed"] is True, noisy["recall"]
+    worse = gate_checks(evidence(16), evidence(2), policy)
+    assert worse["recall"]["passed"] is False, worse["recall"]
 
 
 def test_hold_without_enough_traffic_or_labels() -> None:

@@ -29,6 +29,8 @@ class StageMetrics:
     model_info: Gauge  # role, version
     shadow_errors: Counter
     restore_seconds: Histogram
+    phase_seconds: Counter  # by phase of the loop (where a batch's time goes)
+    batches: Counter
 
     def set_model(self, role: str, version: str | None) -> None:
         self.model_info.clear() if role == "batch" else None
@@ -69,4 +71,8 @@ def build_stage_metrics(registry: CollectorRegistry | None = None) -> StageMetri
                               ["error"], namespace=ns, registry=r),
         restore_seconds=Histogram("restore_seconds", "Card-state restore from the changelog.",
                                   namespace=ns, registry=r),
+        phase_seconds=Counter("phase_seconds", "Wall time of the loop by phase (consume, "
+                              "release, process, produce, offsets, commit).", ["phase"],
+                              namespace=ns, registry=r),
+        batches=Counter("batches", "Micro-batches committed.", namespace=ns, registry=r),
     )

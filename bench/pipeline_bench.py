@@ -10,7 +10,8 @@ Measures, in one run against a local Kafka + Redis started for it:
    broker and Redis) while draining it;
 3. publish -> decision latency p50/p99 while publishing at fixed rates, one run per rate
    (also after its first 5 s; a decision counts when a read_committed reader sees it), and
-   CPU per decision of every process at that rate;
+   CPU per decision of every process at that rate, and the broker's CPU per record of
+   the publisher alone at that rate (into a topic nobody reads: the load generator's share);
 4. CPU of every process while idle (nothing published);
 5. peak resident memory of every process.
 Prints the numbers and writes them to ``bench-results/pipeline.json``.
@@ -70,14 +71,20 @@ _SAMPLE = re.compile(r'^fraudstream_stream_(phase_seconds_total\{phase="(\w+)"\}
                      r'([0-9.e+-]+)$', re.MULTILINE)
 
 
-def stage_counters(port: int) -> dict[str, float]:
-    """The stage's loop time by phase (s) and its batch count, from its ``/metrics``."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return {(m.group(2) or "batches"): float(m.group(3)) for m in _SAMPLE.finditer(text)}
+def stage_counters(ports: list[int]) -> dict[str, float]:
+    """The stage workers' loop time by phase (s) and batch count, summed over their
+    ``/metrics``."""
+    out: dict[str, float] = {}
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+                text = r.read().decode()
+        except OSError:
+            continue
+        for m in _SAMPLE.finditer(text):
+            key = m.group(2) or "batches"
+            out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
 
 
 def phase_split(before: dict[str, float], after: dict[str, float], decided: int
@@ -96,6 +103,21 @@ def idle_cpu(pids: dict[str, int | None], seconds: float) -> dict[str, float]:
     time.sleep(seconds)
     return {name: round((process_cpu_s(pid) - before[name]) * 100 / seconds, 1)
             for name, pid in pids.items()}
+
+
+def publisher_cost(settings: Settings, frame: pd.DataFrame, rate: float, path: Path,
+                   broker_pid: int | None, seconds: float = 5.0) -> float:
+    """The broker's CPU per record (ms) of the publisher alone: ``seconds`` of ``frame`` at
+    ``rate`` into a topic no one reads (what the load generator costs the broker, whatever
+    the stage does)."""
+    topic = f"bench-publish-{uuid.uuid4().hex[:6]}"
+    ensure_topics(make_admin(settings),
+                  [TopicSpec("bench", topic, settings.topic_partitions, 1, {})])
+    rows = frame.head(max(1, int(rate * seconds)))
+    before = process_cpu_s(broker_pid)
+    publish_history(write_history(rows, path), settings, max_rate=rate, progress=None,
+                    topic=topic)
+    return round((process_cpu_s(broker_pid) - before) * 1000 / len(rows), 4)
 
 
 def passthrough(settings: Settings, n: int) -> float:
@@ -186,13 +208,13 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
 
 
 def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame, rate: float,
-                  path: Path, pids: dict[str, int | None], port: int) -> dict[str, Any]:
+                  path: Path, pids: dict[str, int | None], ports: list[int]) -> dict[str, Any]:
     """Publish ``frame`` at ``rate`` tx/s; publish -> visible decision latency of its
     transactions, each process's CPU per transaction (and their sum) and the stage's wall
     time per transaction by loop phase."""
     ids = set(frame["transaction_id"])
     before = {name: process_cpu_s(pid) for name, pid in pids.items()}
-    phases = stage_counters(port)
+    phases = stage_counters(ports)
     started = time.perf_counter()
     publish_history(write_history(frame, path), settings, max_rate=rate, progress=None)
     got = collector.wait_for(ids, timeout=600)
@@ -205,7 +227,7 @@ def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame,
             **percentiles(latency), "after_5s": percentiles(steady),
             "at_decide": percentiles(np.array([r["latency_ms"] for _, r in got], dtype=float)),
             "cpu_ms_per_tx": cpu, "cpu_ms_per_tx_total": round(sum(cpu.values()), 4),
-            "stage_wall_ms_per_tx": phase_split(phases, stage_counters(port), len(got))}
+            "stage_wall_ms_per_tx": phase_split(phases, stage_counters(ports), len(got))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", default="250,1000,2000",
                         help="publish rates (tx/s) of the latency runs, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="stream worker processes (one consumer group)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
-    results: dict[str, Any] = {"transactions": args.transactions, "rates": rates}
+    results: dict[str, Any] = {"transactions": args.transactions, "rates": rates,
+                               "workers": args.workers}
     needed = args.transactions + sum(int(rate * args.seconds) for rate in rates)
     customers = max(2000, needed // 11)  # ~12 transactions per card in the 7 live days
     frame = simulate(SimulationConfig(n_customers=customers, n_terminals=1500, days=21, seed=3))
@@ -231,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the simulated stream has {len(rest)} transactions after the "
                          f"backlog; the latency runs need {at}: fewer --seconds or rates")
     with running_services() as base:
-        port = free_ports(1)[0]
-        settings = base.model_copy(update={"state_dir": base.state_dir / "bench",
-                                           "stream_metrics_port": port})
+        settings = base.model_copy(update={"state_dir": base.state_dir / "bench"})
+        ports = free_ports(args.workers)
         work = settings.state_dir
         work.mkdir(parents=True, exist_ok=True)
         bootstrap(settings, write_history(history, work / "h.parquet"), SMALL_HISTORY)
@@ -244,16 +268,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"passthrough ceiling: {results['passthrough_per_s']:,} msg/s", flush=True)
 
         collector = Collector(settings).__enter__()
-        workers = [WorkerProcess("stream", ["stream", "worker"], settings).start()]
+        workers = [
+            WorkerProcess(f"stream-{i}" if args.workers > 1 else "stream",
+                          ["stream", "worker", "--instance", str(i)],
+                          settings.model_copy(update={"stream_metrics_port": port})).start()
+            for i, port in enumerate(ports)
+        ]
         pids = {w.name: w.pid for w in workers} | service_pids(base)
         try:
             backlog_ids = set(backlog["transaction_id"])
             while not collector.scores:  # CPU is counted from the first decision
                 time.sleep(0.05)
             cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
-            phases = stage_counters(port)
+            phases = stage_counters(ports)
             got = collector.wait_for(backlog_ids, timeout=900)
-            results["stage_wall_ms_per_tx"] = phase_split(phases, stage_counters(port),
+            results["stage_wall_ms_per_tx"] = phase_split(phases, stage_counters(ports),
                                                           len(got) - 1)
             if len(got) < len(backlog):
                 raise SystemExit(f"only {len(got)} of {len(backlog)} decisions arrived")
@@ -280,14 +309,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CPU while idle (% of a core): {results['idle_cpu_pct']}", flush=True)
             results["latency_ms"] = []
             for rate, frame_at_rate in zip(rates, paced, strict=True):
+                alone = publisher_cost(settings, frame_at_rate, rate,
+                                       work / f"alone-{rate:.0f}.parquet", pids.get("kafka"))
                 run = paced_latency(settings, collector, frame_at_rate, rate,
-                                    work / f"paced-{rate:.0f}.parquet", pids, port)
+                                    work / f"paced-{rate:.0f}.parquet", pids, ports)
+                run["publisher_alone_kafka_ms_per_tx"] = alone
                 results["latency_ms"].append(run)
                 print(f"latency at {rate:.0f} tx/s ({run['decided']} of {run['published']}): "
                       f"p50 {run['p50']:.0f} ms, p99 {run['p99']:.0f} ms; after 5 s p50 "
                       f"{run['after_5s']['p50']:.0f} / p99 {run['after_5s']['p99']:.0f} ms; "
                       f"CPU ms/tx {run['cpu_ms_per_tx']} (all {run['cpu_ms_per_tx_total']}); "
-                      f"stage wall ms/tx by phase {run['stage_wall_ms_per_tx']}", flush=True)
+                      f"stage wall ms/tx by phase {run['stage_wall_ms_per_tx']}; the publisher "
+                      f"alone costs the broker {alone} ms/tx", flush=True)
             results["peak_rss_mb"] = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
             print(f"worker peak memory (MB): {results['peak_rss_mb']}", flush=True)
         finally:

@@ -35,6 +35,12 @@ def _bump(seen: Seen, last: int) -> Any:
     return compute
 
 
+def _drop(redis: StageRedis, project: str) -> None:
+    keys: list[Any] = list(redis.client.keys(f"{project}:*"))  # type: ignore[arg-type]
+    if keys:
+        redis.client.delete(*keys)
+
+
 def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
     project = settings.feast_project + "-cache"
     settings = settings.model_copy(update={"feast_project": project})
@@ -67,12 +73,10 @@ def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
         assert seen[-1][0] is not seen[-2][0]  # the mutated copy was not kept
         assert seen[-1][1] == [5, 0, "tx-5"]
 
-        mine.client.delete(*mine.client.keys(f"{project}:*"))
+        _drop(mine, project)
         mine.write(["t"], _bump(seen, 7))
         assert seen[-1] == (None, None)  # a lost key is not served from memory
     finally:
         for redis in (mine, other):
-            keys = redis.client.keys(f"{project}:*")
-            if keys:
-                redis.client.delete(*keys)
+            _drop(redis, project)
             redis.close()

@@ -91,6 +91,8 @@ class StreamStage:
         self.decided = 0
         self._lag_at = 0.0
         self._phases = {name: metrics.phase_seconds.labels(phase=name) for name in PHASES}
+        self._in_txns = metrics.records_in.labels(input="transactions")
+        self._in_labels = metrics.records_in.labels(input="labels")
         self._clock = time.perf_counter()
 
     def _tick(self, phase: str) -> None:
@@ -250,11 +252,11 @@ class StreamStage:
         if topic == self.s.topic_transactions:
             item = parse_txn_message(msg.key(), msg.value(), position, ts,
                                      self.s.max_message_bytes)
-            self.m.records_in.labels(input="transactions").inc()
+            self._in_txns.inc()
         else:
             item = parse_label_message(msg.key(), msg.value(), position, ts,
                                        self.s.max_message_bytes)
-            self.m.records_in.labels(input="labels").inc()
+            self._in_labels.inc()
         self.buffers.add((topic, p), item, now)
 
     def _observe_lag(self, consumer: Consumer) -> None:

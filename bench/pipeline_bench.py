@@ -10,8 +10,10 @@ Measures, in one run against a local Kafka + Redis started for it:
    broker and Redis) while draining it;
 3. publish -> decision latency p50/p99 while publishing at fixed rates, one run per rate
    (also after its first 5 s; a decision counts when a read_committed reader sees it), and
-   CPU per decision of every process at that rate;
-4. peak resident memory of every process.
+   CPU per decision of every process at that rate, and the broker's CPU per record of
+   the publisher alone at that rate (into a topic nobody reads: the load generator's share);
+4. CPU of every process while idle (nothing published);
+5. peak resident memory of every process.
 Prints the numbers and writes them to ``bench-results/pipeline.json``.
 """
 
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from bench.features_bench import process_cpu_s
 from infra.bootstrap import bootstrap
 from infra.services import SERVICES
 from infra.services.lifecycle import owned_record
+from infra.services.process import free_ports
 from infra.settings import Settings
 from infra.testing import running_services
 from infra.workers import WorkerProcess
@@ -60,6 +65,59 @@ def service_pids(settings: Settings) -> dict[str, int]:
     """The pids of the broker and Redis this run started (none for external ones)."""
     records = {name: owned_record(svc, settings) for name, svc in SERVICES.items()}
     return {name: r.pid for name, r in records.items() if r is not None}
+
+
+_SAMPLE = re.compile(r'^fraudstream_stream_(phase_seconds_total\{phase="(\w+)"\}|batches_total) '
+                     r'([0-9.e+-]+)$', re.MULTILINE)
+
+
+def stage_counters(ports: list[int]) -> dict[str, float]:
+    """The stage workers' loop time by phase (s) and batch count, summed over their
+    ``/metrics``."""
+    out: dict[str, float] = {}
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+                text = r.read().decode()
+        except OSError:
+            continue
+        for m in _SAMPLE.finditer(text):
+            key = m.group(2) or "batches"
+            out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
+
+
+def phase_split(before: dict[str, float], after: dict[str, float], decided: int
+                ) -> dict[str, float]:
+    """Stage wall ms per decision by loop phase, and decisions per batch (``per_batch``)."""
+    delta = {k: after.get(k, 0.0) - v for k, v in before.items()}
+    batches = delta.pop("batches", 0.0)
+    out = {k: round(v * 1000 / max(1, decided), 4) for k, v in delta.items()}
+    out["per_batch"] = round(decided / batches, 1) if batches else float("nan")
+    return out
+
+
+def idle_cpu(pids: dict[str, int | None], seconds: float) -> dict[str, float]:
+    """Each process's CPU (% of one core) while nothing is published."""
+    before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    return {name: round((process_cpu_s(pid) - before[name]) * 100 / seconds, 1)
+            for name, pid in pids.items()}
+
+
+def publisher_cost(settings: Settings, frame: pd.DataFrame, rate: float, path: Path,
+                   broker_pid: int | None, seconds: float = 5.0) -> float:
+    """The broker's CPU per record (ms) of the publisher alone: ``seconds`` of ``frame`` at
+    ``rate`` into a topic no one reads (what the load generator costs the broker, whatever
+    the stage does)."""
+    topic = f"bench-publish-{uuid.uuid4().hex[:6]}"
+    ensure_topics(make_admin(settings),
+                  [TopicSpec("bench", topic, settings.topic_partitions, 1, {})])
+    rows = frame.head(max(1, int(rate * seconds)))
+    before = process_cpu_s(broker_pid)
+    publish_history(write_history(rows, path), settings, max_rate=rate, progress=None,
+                    topic=topic)
+    return round((process_cpu_s(broker_pid) - before) * 1000 / len(rows), 4)
 
 
 def passthrough(settings: Settings, n: int) -> float:
@@ -113,7 +171,10 @@ class Collector:
         consumer.subscribe([topic])
         waiting = True
         while not self._stop.is_set():
-            batch = consumer.consume(2000, 0.1)
+            # wait for the first record only: consume(n, t) holds what came until n arrive
+            # or t passes, which would add up to t to every latency measured here
+            first = consumer.poll(0.1)
+            batch = [] if first is None else [first, *consumer.consume(2000, 0)]
             if waiting and consumer.assignment():
                 waiting = False
                 self._ready.wait(60)  # assigned: what is published from now on is seen
@@ -147,11 +208,13 @@ def percentiles(values: np.ndarray) -> dict[str, float]:
 
 
 def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame, rate: float,
-                  path: Path, pids: dict[str, int | None]) -> dict[str, Any]:
+                  path: Path, pids: dict[str, int | None], ports: list[int]) -> dict[str, Any]:
     """Publish ``frame`` at ``rate`` tx/s; publish -> visible decision latency of its
-    transactions and each process's CPU per transaction (and their sum)."""
+    transactions, each process's CPU per transaction (and their sum) and the stage's wall
+    time per transaction by loop phase."""
     ids = set(frame["transaction_id"])
     before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+    phases = stage_counters(ports)
     started = time.perf_counter()
     publish_history(write_history(frame, path), settings, max_rate=rate, progress=None)
     got = collector.wait_for(ids, timeout=600)
@@ -163,7 +226,8 @@ def paced_latency(settings: Settings, collector: Collector, frame: pd.DataFrame,
     return {"rate": rate, "published": len(ids), "decided": len(got),
             **percentiles(latency), "after_5s": percentiles(steady),
             "at_decide": percentiles(np.array([r["latency_ms"] for _, r in got], dtype=float)),
-            "cpu_ms_per_tx": cpu, "cpu_ms_per_tx_total": round(sum(cpu.values()), 4)}
+            "cpu_ms_per_tx": cpu, "cpu_ms_per_tx_total": round(sum(cpu.values()), 4),
+            "stage_wall_ms_per_tx": phase_split(phases, stage_counters(ports), len(got))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", default="250,1000,2000",
                         help="publish rates (tx/s) of the latency runs, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="stream worker processes (one consumer group)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
-    results: dict[str, Any] = {"transactions": args.transactions, "rates": rates}
+    results: dict[str, Any] = {"transactions": args.transactions, "rates": rates,
+                               "workers": args.workers}
     needed = args.transactions + sum(int(rate * args.seconds) for rate in rates)
     customers = max(2000, needed // 11)  # ~12 transactions per card in the 7 live days
     frame = simulate(SimulationConfig(n_customers=customers, n_terminals=1500, days=21, seed=3))
@@ -190,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"backlog; the latency runs need {at}: fewer --seconds or rates")
     with running_services() as base:
         settings = base.model_copy(update={"state_dir": base.state_dir / "bench"})
+        ports = free_ports(args.workers)
         work = settings.state_dir
         work.mkdir(parents=True, exist_ok=True)
         bootstrap(settings, write_history(history, work / "h.parquet"), SMALL_HISTORY)
@@ -200,14 +268,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"passthrough ceiling: {results['passthrough_per_s']:,} msg/s", flush=True)
 
         collector = Collector(settings).__enter__()
-        workers = [WorkerProcess("stream", ["stream", "worker"], settings).start()]
+        workers = [
+            WorkerProcess(f"stream-{i}" if args.workers > 1 else "stream",
+                          ["stream", "worker", "--instance", str(i)],
+                          settings.model_copy(update={"stream_metrics_port": port})).start()
+            for i, port in enumerate(ports)
+        ]
         pids = {w.name: w.pid for w in workers} | service_pids(base)
         try:
             backlog_ids = set(backlog["transaction_id"])
             while not collector.scores:  # CPU is counted from the first decision
                 time.sleep(0.05)
             cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+            phases = stage_counters(ports)
             got = collector.wait_for(backlog_ids, timeout=900)
+            results["stage_wall_ms_per_tx"] = phase_split(phases, stage_counters(ports),
+                                                          len(got) - 1)
             if len(got) < len(backlog):
                 raise SystemExit(f"only {len(got)} of {len(backlog)} decisions arrived")
             # CPU per decision of each process, from the first decision to the last
@@ -225,19 +301,26 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"end to end: {results['end_to_end_per_s']:,} tx/s sustained "
-                f"({results['share_of_passthrough']:.0%} of passthrough)",
+                f"({results['share_of_passthrough']:.0%} of passthrough); stage wall ms/tx "
+                f"by phase {results['stage_wall_ms_per_tx']}",
                 flush=True,
             )
+            results["idle_cpu_pct"] = idle_cpu(pids, 5.0)
+            print(f"CPU while idle (% of a core): {results['idle_cpu_pct']}", flush=True)
             results["latency_ms"] = []
             for rate, frame_at_rate in zip(rates, paced, strict=True):
+                alone = publisher_cost(settings, frame_at_rate, rate,
+                                       work / f"alone-{rate:.0f}.parquet", pids.get("kafka"))
                 run = paced_latency(settings, collector, frame_at_rate, rate,
-                                    work / f"paced-{rate:.0f}.parquet", pids)
+                                    work / f"paced-{rate:.0f}.parquet", pids, ports)
+                run["publisher_alone_kafka_ms_per_tx"] = alone
                 results["latency_ms"].append(run)
                 print(f"latency at {rate:.0f} tx/s ({run['decided']} of {run['published']}): "
                       f"p50 {run['p50']:.0f} ms, p99 {run['p99']:.0f} ms; after 5 s p50 "
                       f"{run['after_5s']['p50']:.0f} / p99 {run['after_5s']['p99']:.0f} ms; "
-                      f"CPU ms/tx {run['cpu_ms_per_tx']} (all {run['cpu_ms_per_tx_total']})",
-                      flush=True)
+                      f"CPU ms/tx {run['cpu_ms_per_tx']} (all {run['cpu_ms_per_tx_total']}); "
+                      f"stage wall ms/tx by phase {run['stage_wall_ms_per_tx']}; the publisher "
+                      f"alone costs the broker {alone} ms/tx", flush=True)
             results["peak_rss_mb"] = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
             print(f"worker peak memory (MB): {results['peak_rss_mb']}", flush=True)
         finally:

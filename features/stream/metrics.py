@@ -30,6 +30,8 @@ class StageMetrics:
     shadow_errors: Counter
     canary_errors: Counter
     restore_seconds: Histogram
+    phase_seconds: Counter  # by phase of the loop (where a batch's time goes)
+    batches: Counter
 
     def set_model(self, role: str, version: str | None) -> None:
         self.model_info.clear() if role == "batch" else None
@@ -73,4 +75,8 @@ def build_stage_metrics(registry: CollectorRegistry | None = None) -> StageMetri
                               "(error row).", ["error"], namespace=ns, registry=r),
         restore_seconds=Histogram("restore_seconds", "Card-state restore from the changelog.",
                                   namespace=ns, registry=r),
+        phase_seconds=Counter("phase_seconds", "Wall time of the loop by phase (consume, "
+                              "release, process, produce, offsets, commit).", ["phase"],
+                              namespace=ns, registry=r),
+        batches=Counter("batches", "Micro-batches committed.", namespace=ns, registry=r),
     )

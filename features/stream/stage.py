@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_INVALID,
@@ -49,10 +50,28 @@ from streams.clients import make_consumer, make_producer
 from streams.dlq import dead_letter_record, make_dead_letter
 from streams.serde import dumps
 
+_ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
 log = logging.getLogger("fraudstream.features.stream")
 
 READY_MARKER = "stream stage ready"
 LAG_EVERY_S = 5.0
+PHASES = ("consume", "ingest", "release", "process", "produce", "offsets", "commit", "account",
+          "control", "models", "lag", "other")
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of an output record, non-finite floats as ``null``: what
+    :func:`streams.serde.dumps` (``nan_as_null``) writes, ~40x faster (orjson), falling back
+    to it for a type orjson does not know.
+
+    >>> encode_record({"score": float("nan"), "features": {"a": 1e-7}, "v": (1.0,)})
+    b'{"score":null,"features":{"a":1e-7},"v":[1.0]}'
+    """
+    try:
+        return orjson.dumps(record, option=_ORJSON_OPTS)
+    except TypeError:
+        return dumps(record, nan_as_null=True)
 
 
 class StreamStage:
@@ -71,6 +90,16 @@ class StreamStage:
         self._consumer: Consumer | None = None
         self.decided = 0
         self._lag_at = 0.0
+        self._phases = {name: metrics.phase_seconds.labels(phase=name) for name in PHASES}
+        self._in_txns = metrics.records_in.labels(input="transactions")
+        self._in_labels = metrics.records_in.labels(input="labels")
+        self._clock = time.perf_counter()
+
+    def _tick(self, phase: str) -> None:
+        """Charge the wall time since the previous tick to ``phase``."""
+        now = time.perf_counter()
+        self._phases[phase].inc(now - self._clock)
+        self._clock = now
 
     # -- clients ---------------------------------------------------------------------------
     def _open(self) -> None:
@@ -188,17 +217,24 @@ class StreamStage:
         consumer = self._consumer
         if consumer is None:
             raise ServiceError("stage has no consumer")
+        self._tick("other")
         messages = consumer.consume(self.s.stream_batch_size, self.s.stream_batch_ms / 1000)
+        self._tick("consume")
         now = self.wall_ms()
         for msg in messages:
             self._ingest(msg, now)
+        self._tick("ingest")
         released = self.buffers.release(now, self.s.stream_batch_size)
+        self._tick("release")
         if released:
             self._transact(released)
         self._flow_control(consumer)
+        self._tick("control")
         self.decider.maybe_swap()
+        self._tick("models")
         if time.monotonic() - self._lag_at > LAG_EVERY_S:
             self._observe_lag(consumer)
+            self._tick("lag")
 
     def _ingest(self, msg: Message, now: int) -> None:
         topic, p, err = msg.topic() or "", msg.partition() or 0, msg.error()
@@ -216,21 +252,28 @@ class StreamStage:
         if topic == self.s.topic_transactions:
             item = parse_txn_message(msg.key(), msg.value(), position, ts,
                                      self.s.max_message_bytes)
-            self.m.records_in.labels(input="transactions").inc()
+            self._in_txns.inc()
         else:
             item = parse_label_message(msg.key(), msg.value(), position, ts,
                                        self.s.max_message_bytes)
-            self.m.records_in.labels(input="labels").inc()
+            self._in_labels.inc()
         self.buffers.add((topic, p), item, now)
 
     def _observe_lag(self, consumer: Consumer) -> None:
-        """Consumer lag per owned partition: its end minus the next offset to commit."""
+        """Consumer lag per owned partition: its end minus the next offset to commit.
+
+        The end is the one the last fetch response carried (``cached``): asking the broker
+        instead queues behind the consumer's long-poll fetch on the same connection (up to
+        ``fetch.wait.max.ms`` per partition, measured ~1 s a call), which stalled the loop.
+        A paused partition's end is as old as its last fetch."""
         self._lag_at = time.monotonic()
         for (topic, p), committed in self.offsets.items():
             try:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=1.0)
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
             except KafkaException:
                 return  # the broker is away: the next batch's failure handles it
+            if high < 0:
+                continue  # nothing fetched from it yet
             lag = high - committed if committed >= 0 else high
             self.m.lag.labels(topic=topic, partition=str(p)).set(max(0, lag))
 
@@ -255,23 +298,29 @@ class StreamStage:
         producer.begin_transaction()
         outcome = process(released, self.s.topic_transactions, self.cards, self.redis,
                           self.decider, self.wall_ms())
+        self._tick("process")
         self._produce(producer, outcome)
+        self._tick("produce")
         offsets = {tp: items[-1].position[2] + 1 for tp, items in released.items()}
         producer.send_offsets_to_transaction(
             [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
             consumer.consumer_group_metadata(), timeout)
+        self._tick("offsets")
         producer.commit_transaction(timeout)
+        self._tick("commit")
+        self.m.batches.inc()
         self.cards.commit(outcome.changelog)
         self.offsets.update(offsets)
         self._account(outcome, time.perf_counter() - started)
+        self._tick("account")
 
     def _produce(self, producer: Producer, out: Outcome) -> None:
         s = self.s
         for d in out.decided:
             key = d.item.event.card_id.encode()
-            producer.produce(s.topic_scores, key=key, value=dumps(d.score, nan_as_null=True))
+            producer.produce(s.topic_scores, key=key, value=encode_record(d.score))
             if d.alert is not None:
-                producer.produce(s.topic_alerts, key=key, value=dumps(d.alert, nan_as_null=True))
+                producer.produce(s.topic_alerts, key=key, value=encode_record(d.alert))
         for role, rej in out.rejected:
             topic = s.topic_dlq if role == "transactions" else s.topic_labels_dlq
             letter_key, letter = self._letter(rej)

@@ -1,0 +1,82 @@
+"""StageRedis keeps the terminal states it wrote decoded, but only while Redis still holds
+exactly what it wrote: another writer's change, a failed batch or a lost key is decoded
+from Redis again (real Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from features.stream.redis_io import StageRedis, Writes
+from features.terminal import TerminalState
+from infra.errors import ServiceError
+from infra.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+Seen = list[tuple[TerminalState | None, Any]]
+
+
+def _bump(seen: Seen, last: int) -> Any:
+    """A compute that records the state it got for ``t`` (and its ``last`` then) and marks
+    it with ``last``."""
+
+    def compute(states: dict[str, TerminalState | None], marks: dict[str, Any]
+                ) -> tuple[Writes, set[str]]:
+        got = states["t"]
+        seen.append((got, list(got.last) if got and got.last else None))
+        state = states["t"] or TerminalState()
+        state.last = [last, 0, f"tx-{last}"]
+        states["t"] = state
+        return Writes(), {"t"}
+
+    return compute
+
+
+def _drop(redis: StageRedis, project: str) -> None:
+    keys: list[Any] = list(redis.client.keys(f"{project}:*"))  # type: ignore[arg-type]
+    if keys:
+        redis.client.delete(*keys)
+
+
+def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
+    project = settings.feast_project + "-cache"
+    settings = settings.model_copy(update={"feast_project": project})
+    mine, other = StageRedis(settings), StageRedis(settings)
+    seen: Seen = []
+    try:
+        mine.write(["t"], _bump(seen, 1))
+        mine.write(["t"], _bump(seen, 2))
+        assert seen[0] == (None, None)
+        kept = seen[1][0]
+        assert kept is not None and seen[1][1] == [1, 0, "tx-1"]
+        mine.write(["t"], _bump(seen, 3))
+        assert seen[2][0] is kept  # the same object: not decoded again
+        assert seen[2][1] == [2, 0, "tx-2"]
+
+        other.write(["t"], _bump([], 4))  # another worker changes the terminal
+        mine.write(["t"], _bump(seen, 5))
+        assert seen[3][0] is not kept  # decoded from Redis: the other's state
+        assert seen[3][1] == [4, 0, "tx-4"]
+
+        def fail(states: dict[str, TerminalState | None], marks: dict[str, Any]
+                 ) -> tuple[Writes, set[str]]:
+            seen.append((states["t"], None))
+            states["t"].last = [99, 0, "never-written"]  # type: ignore[union-attr]
+            raise ServiceError("batch failed after mutating the state")
+
+        with pytest.raises(ServiceError):
+            mine.write(["t"], fail)
+        mine.write(["t"], _bump(seen, 6))
+        assert seen[-1][0] is not seen[-2][0]  # the mutated copy was not kept
+        assert seen[-1][1] == [5, 0, "tx-5"]
+
+        _drop(mine, project)
+        mine.write(["t"], _bump(seen, 7))
+        assert seen[-1] == (None, None)  # a lost key is not served from memory
+    finally:
+        for redis in (mine, other):
+            _drop(redis, project)
+            redis.close()

@@ -36,7 +36,7 @@ import xgboost as xgb
 
 from infra.errors import ModelError
 from models.baseline import SOURCE_FEATURES, fit_baseline
-from models.metrics import fraud_metrics, known_since_ms
+from models.metrics import fraud_metrics, known_since_ms, known_window_start
 from models.profile import reference_profile
 
 log = logging.getLogger("fraudstream.models.train")
@@ -209,7 +209,8 @@ def train_model(
 
     test = frame.loc[test_rows]
     scores = booster.inplace_predict(X[test_rows])
-    known_ms = known_since_ms(frame["card_id"].to_numpy(), y_final, label_times)[test_rows]
+    known_ms = known_since_ms(frame["card_id"].to_numpy(), y_final, label_times, times,
+                              known_window_start(w["test_start"]))[test_rows]
     metrics = evaluate_scores(test, scores, known_ms, config)
     baseline_metrics: dict[str, float] = {}
     lr = None

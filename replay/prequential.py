@@ -25,9 +25,10 @@ from infra.errors import ConfigurationError
 from infra.settings import Settings
 from replay.backtest import BacktestConfig, BacktestResult, run_backtest
 from replay.candidates import STREAM_POLICY, Model, PolicySpec
-from replay.evaluation import known_compromised, pr_curve
+from replay.evaluation import pr_curve
 
-SUMMARY_METRICS = ("roc_auc", "average_precision", "card_precision_at_k", "recall_at_budget",
+SUMMARY_METRICS = ("roc_auc", "average_precision", "average_precision_unknown_cards",
+                   "card_precision_at_k", "recall_at_budget",
                    "amount_recall_at_budget", "alerts_per_day", "alert_precision",
                    "alert_recall")
 
@@ -71,14 +72,12 @@ def run_prequential(frame: pd.DataFrame, feature_names: tuple[str, ...],
     """Run every fold (see module doc); ``frame`` comes from ``backtest.feature_frame``."""
     config = config or BacktestConfig()
     step = config.train.test_days if step_days is None else step_days
-    known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
-                              frame["label_time"])
     results: list[BacktestResult] = []
     rows = []
     for i, end in enumerate(fold_ends(frame["event_time"], config, step, n_folds)):
         result = run_backtest(frame, feature_names, models, settings,
                               config.with_windows(test_end=end), policies=policies,
-                              train=True, known=known)
+                              train=True)
         results.append(result)
         for record in result.metrics.to_dict("records"):
             rows.append({"fold": i, "test_start": result.windows["test_start"][:10],

@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train in-process on the train window (implied if no --model)")
     p.add_argument("--policy", action="append", default=[],
                    help="stream | [name:]review=R[,decline=D] | [name:]budget=B (repeatable)")
-    p.add_argument("--train-days", type=float, default=21.0, help="train window (days)")
+    p.add_argument("--train-days", type=float, default=42.0, help="train window (days)")
     p.add_argument("--delay-days", type=float, default=7.0, help="gap before the test window")
     p.add_argument("--test-days", type=float, default=7.0, help="test window (days)")
     p.add_argument("--test-end", help="end of the test window (UTC); default: after the data")

@@ -5,7 +5,7 @@ benchmark's world (``--world handbook``, the default: :mod:`replay.handbook`, th
 its generator, full size; ``--world classic``:
 :meth:`replay.config.SimulationConfig.classic_world`, the project's simulator with the classic
 scenarios), every label known exactly 7 days later, computes the features once, and runs
-the default ``replay backtest --prequential`` protocol (train 21 days, delay 7, test 7,
+the default ``replay backtest --prequential`` protocol (train 42 days, delay 7, test 7,
 step 7; the default :class:`models.train.TrainConfig`) over at least 8 folds. Each fold
 trains the model and the logistic-regression baseline (:mod:`models.baseline`) on the same
 rows and scores the same test week, so the comparison is paired fold by fold.
@@ -78,7 +78,7 @@ class EvalConfig:
     seed: int = 7
     label_delay_days: float = 7.0
     folds: int = 10
-    train_days: float = 21.0
+    train_days: float = 42.0
     test_days: float = 7.0
     nthread: int = 2
 

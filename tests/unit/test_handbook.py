@@ -133,3 +133,19 @@ def test_the_documented_mapping_file_is_the_mapping_used() -> None:
 
     path = Path(__file__).parents[2] / "docs" / "handbook-mapping.yaml"
     assert load_mapping(path) == MAPPING
+
+
+def test_delay_eval_features_the_replica_through_the_mapping() -> None:
+    from features.core import FEATURE_NAMES
+    from replay.delay_eval import EvalConfig, featured
+
+    frame, names = featured(EvalConfig(world="handbook", days=30, customers=150,
+                                       terminals=300, seed=2))
+    assert names == FEATURE_NAMES
+    assert len(frame) == len(generate(HandbookConfig(n_customers=150, n_terminals=300,
+                                                     days=30, seed=2)).transactions)
+    fraud = frame[frame["is_fraud"]]
+    # a 7-day delay: the delayed-window fraud counts see a terminal's frauds, the windows
+    # ending at T never hold a fraud reported by T
+    assert (frame["term_fraud_count_7d"] == 0).all()
+    assert (fraud["term_fraud_count_7d_delayed"] > 0).any()

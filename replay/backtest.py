@@ -12,8 +12,9 @@ Contract:
   transactions and model, backtest scores equal the stream's (the parity test checks it).
 * Windows (from :class:`models.train.TrainConfig`, see :func:`models.train.split_windows`):
   ``[train_start, train_end)`` delay ``[test_start, test_end)``. An in-process model only
-  learns labels known by ``train_end``; the policy calibration uses the scores (no labels)
-  of the ``calibration_days`` before ``test_start``; test rows are judged on final labels.
+  learns labels known by ``test_start`` (the delay is when they mature); the policy
+  calibration uses the scores (no labels) of the ``calibration_days`` before
+  ``test_start``; test rows are judged on final labels.
 * Deterministic: same file, models, config and settings (seed, ``xgb_nthread``) give the
   same output, byte for byte.
 """

@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-days", type=float, default=None,
                    help="early-stopping tail of the train window (7)")
     p.add_argument("--test-end", default=None, help="end of the test window (UTC)")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="first search the booster settings with N trials on the train "
+                   "window's time-ordered validation tail (optuna; logged to MLflow)")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
     p.add_argument("--history", default=None,

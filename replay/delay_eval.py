@@ -129,11 +129,12 @@ def summary(folds: pd.DataFrame) -> dict[str, Any]:
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'candidate':<14}" + "".join(f"{m:>28}" for m in METRICS)]
+    width = max(len(m) for m in METRICS) + 2
+    lines = [f"{'candidate':<14}" + "".join(f"{m:>{width}}" for m in METRICS)]
     for candidate in (MODEL, BASELINE_LABEL):
         cells = [f"{result[candidate][m]['mean']:.4f} ± {result[candidate][m]['std']:.4f}"
                  for m in METRICS]
-        lines.append(f"{candidate:<14}" + "".join(f"{c:>28}" for c in cells))
+        lines.append(f"{candidate:<14}" + "".join(f"{c:>{width}}" for c in cells))
     lift = result["ap_lift"]
     lines.append(f"AP lift of the model over the baseline: {lift['of_means']:+.1%} (of the "
                  f"means); per fold mean {lift['per_fold_mean']:+.1%}, min "

@@ -21,7 +21,8 @@ Every run also fits the textbook baseline (:mod:`models.baseline`, a logistic re
 on 15 classic features) on the same labeled train rows and reports its test metrics in
 :attr:`TrainResult.baseline_metrics`, computed by the same :func:`models.metrics.fraud_metrics`
 (card precision@k by the published protocol: cards known compromised before the day —
-from the frame's ``label_time`` — and cards detected on an earlier test day removed).
+from the frame's ``label_time``, frauds from :func:`models.metrics.known_window_start` on —
+and cards detected on an earlier test day removed).
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train in-process on the train window (implied if no --model)")
     p.add_argument("--policy", action="append", default=[],
                    help="stream | [name:]review=R[,decline=D] | [name:]budget=B (repeatable)")
-    p.add_argument("--train-days", type=float, default=21.0, help="train window (days)")
+    p.add_argument("--train-days", type=float, default=42.0, help="train window (days)")
     p.add_argument("--delay-days", type=float, default=7.0, help="gap before the test window")
     p.add_argument("--test-days", type=float, default=7.0, help="test window (days)")
     p.add_argument("--test-end", help="end of the test window (UTC); default: after the data")
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-days", type=float, default=None,
                    help="early-stopping tail of the train window (7)")
     p.add_argument("--test-end", default=None, help="end of the test window (UTC)")
+    p.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="first search the booster settings with N trials on the train "
+                   "window's time-ordered validation tail (optuna; logged to MLflow)")
     _mapping_options(p)
     p = add("retrain", _retrain, "check the retrain triggers; retrain, evaluate, promote if due")
     p.add_argument("--history", default=None,

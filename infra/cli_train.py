@@ -58,7 +58,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
                           test_days=args.test_days, valid_days=args.valid_days,
                           test_end=args.test_end)
     with stages(["features and training", "register"], "train") as bar:
-        frame, result = train_frame_from_history(settings, history, config)
+        frame, result = train_frame_from_history(settings, history, config,
+                                                 tune_trials=args.tune)
         bar.next()
         alias = None if args.alias == "none" else args.alias
         version = ModelRegistry(settings).log_and_register(

@@ -62,22 +62,35 @@ def train_from_history(
 
 
 def train_frame_from_history(
-    settings: Settings, history_path: Path, config: TrainConfig | None = None
+    settings: Settings, history_path: Path, config: TrainConfig | None = None,
+    tune_trials: int = 0,
 ) -> tuple[pd.DataFrame, TrainResult]:
-    """The training frame of ``history_path`` and the model trained on it."""
+    """The training frame of ``history_path`` and the model trained on it; with
+    ``tune_trials`` the booster settings come from :func:`models.tune.tune` first."""
     from replay.history import read_history  # validated like every input (frame_checks)
 
     started = time.monotonic()
     history = read_history(history_path)
     frame = training_frame(history)
     log.info("features for %d transactions in %.1fs", len(frame), time.monotonic() - started)
+    config = config or DEFAULT_CONFIG
+    searched: dict[str, object] = {}
+    if tune_trials:
+        from models.tune import tune, tune_params
+
+        tuned = tune(frame, FEATURE_NAMES, config, tune_trials, nthread=settings.xgb_nthread,
+                     seed=settings.seed)
+        config, searched = tuned.config, tune_params(tuned)
+        log.info("search of %d trials: best %s", tune_trials, tuned.best)
     result = train_model(
         frame,
         FEATURE_NAMES,
-        config or DEFAULT_CONFIG,
+        config,
         nthread=settings.xgb_nthread,
         seed=settings.seed,
     )
+    if searched:
+        result = replace(result, params={**result.params, **searched})
     log.info("trained in %.1fs: %s", time.monotonic() - started, result.metrics)
     w = result.windows
     log.info("windows: train %s .. %s (early-stopping tail from %s, %d rows, %d known "

@@ -21,7 +21,8 @@ Every run also fits the textbook baseline (:mod:`models.baseline`, a logistic re
 on 15 classic features) on the same labeled train rows and reports its test metrics in
 :attr:`TrainResult.baseline_metrics`, computed by the same :func:`models.metrics.fraud_metrics`
 (card precision@k by the published protocol: cards known compromised before the day —
-from the frame's ``label_time`` — and cards detected on an earlier test day removed).
+from the frame's ``label_time``, frauds from :func:`models.metrics.known_window_start` on —
+and cards detected on an earlier test day removed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import xgboost as xgb
 
 from infra.errors import ModelError
 from models.baseline import SOURCE_FEATURES, fit_baseline
-from models.metrics import fraud_metrics, known_since_ms
+from models.metrics import fraud_metrics, known_since_ms, known_window_start
 from models.profile import reference_profile
 
 log = logging.getLogger("fraudstream.models.train")
@@ -209,7 +210,8 @@ def train_model(
 
     test = frame.loc[test_rows]
     scores = booster.inplace_predict(X[test_rows])
-    known_ms = known_since_ms(frame["card_id"].to_numpy(), y_final, label_times)[test_rows]
+    known_ms = known_since_ms(frame["card_id"].to_numpy(), y_final, label_times, times,
+                              known_window_start(w["test_start"]))[test_rows]
     metrics = evaluate_scores(test, scores, known_ms, config)
     baseline_metrics: dict[str, float] = {}
     lr = None

@@ -12,8 +12,9 @@ Contract:
   transactions and model, backtest scores equal the stream's (the parity test checks it).
 * Windows (from :class:`models.train.TrainConfig`, see :func:`models.train.split_windows`):
   ``[train_start, train_end)`` delay ``[test_start, test_end)``. An in-process model only
-  learns labels known by ``train_end``; the policy calibration uses the scores (no labels)
-  of the ``calibration_days`` before ``test_start``; test rows are judged on final labels.
+  learns labels known by ``test_start`` (the delay is when they mature); the policy
+  calibration uses the scores (no labels) of the ``calibration_days`` before
+  ``test_start``; test rows are judged on final labels.
 * Deterministic: same file, models, config and settings (seed, ``xgb_nthread``) give the
   same output, byte for byte.
 """
@@ -32,6 +33,7 @@ import pandas as pd
 from features.vectorised import compute_features_vectorised
 from infra.errors import ConfigurationError, InvalidInput
 from infra.settings import Settings
+from models.metrics import known_window_start
 from models.train import TrainConfig, split_windows
 from replay.candidates import STREAM_POLICY, Model, PolicySpec, trained_models
 from replay.evaluation import daily_metrics, decide, known_compromised, metrics_row, pr_curve
@@ -76,13 +78,14 @@ def feature_frame(history: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]
 
 def run_backtest(frame: pd.DataFrame, feature_names: tuple[str, ...], models: Sequence[Model],
                  settings: Settings, config: BacktestConfig | None = None, *,
-                 policies: Sequence[PolicySpec] = (STREAM_POLICY,), train: bool = False,
-                 known: dict[object, pd.Timestamp] | None = None) -> BacktestResult:
+                 policies: Sequence[PolicySpec] = (STREAM_POLICY,), train: bool = False
+                 ) -> BacktestResult:
     """Score the test window with every model x policy (plus, if ``train``, an in-process
     model and the logistic-regression baseline trained on the same rows).
 
-    ``frame`` comes from :func:`feature_frame`; ``known`` (card -> first fraud report) is
-    computed from ``frame`` when not given. Raises ``ConfigurationError`` on an empty test
+    ``frame`` comes from :func:`feature_frame`; cards known compromised are those with a
+    fraud reported among the transactions from :func:`models.metrics.known_window_start` on
+    (the published protocol's look-back). Raises ``ConfigurationError`` on an empty test
     window or when nothing is to be compared.
     """
     config = config or BacktestConfig()
@@ -110,7 +113,7 @@ def run_backtest(frame: pd.DataFrame, feature_names: tuple[str, ...], models: Se
                         model.label, *(model.train_window or ("?", "?")),
                         w["test_start"].isoformat(), w["test_end"].isoformat())
     known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
-                              frame["label_time"]) if known is None else known
+                              frame["label_time"], times, known_window_start(w["test_start"]))
     rows = frame.loc[test]
     y = rows["is_fraud"].to_numpy(dtype=np.int8)
     amount, cards = rows["amount"].to_numpy(np.float64), rows["card_id"].to_numpy()

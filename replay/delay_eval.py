@@ -1,9 +1,11 @@
 """Detection quality under a fixed label delay: the default pipeline vs the textbook baseline.
 
-``python -m replay.delay_eval`` (see ``docs/evaluation.md``) simulates the published
-benchmark's conditions (:meth:`replay.config.SimulationConfig.classic_world`: the classic
-scenarios, every fraud known exactly 7 days later), computes the features once, and runs
-the default ``replay backtest --prequential`` protocol (train 21 days, delay 7, test 7,
+``python -m replay.delay_eval`` (see ``docs/evaluation.md``) generates the published
+benchmark's world (``--world handbook``, the default: :mod:`replay.handbook`, the replica of
+its generator, full size; ``--world classic``:
+:meth:`replay.config.SimulationConfig.classic_world`, the project's simulator with the classic
+scenarios), every label known exactly 7 days later, computes the features once, and runs
+the default ``replay backtest --prequential`` protocol (train 42 days, delay 7, test 7,
 step 7; the default :class:`models.train.TrainConfig`) over at least 8 folds. Each fold
 trains the model and the logistic-regression baseline (:mod:`models.baseline`) on the same
 rows and scores the same test week, so the comparison is paired fold by fold.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,12 @@ from infra.settings import Settings
 from models.baseline import BASELINE_LABEL
 from replay.backtest import BacktestConfig, feature_frame
 from replay.config import SimulationConfig
+from replay.handbook import MAPPING, HandbookConfig, history
 from replay.prequential import run_prequential
 from replay.simulator import simulate
 
-METRICS = ("average_precision", "roc_auc", "card_precision_at_k")
+METRICS = ("average_precision", "average_precision_unknown_cards", "roc_auc",
+           "card_precision_at_k")
 MODEL = "trained"
 
 # Feature groups for the ablation: a name and the features it leaves out.
@@ -60,22 +64,38 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+WORLDS = ("handbook", "classic")
+# sizes (days, customers, terminals) of each world when not given
+SIZES = {"handbook": (183, 5000, 10_000), "classic": (120, 2000, 2000)}
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    days: int = 120
-    customers: int = 2000
-    terminals: int = 2000
+    world: str = "handbook"
+    days: int | None = None  # None: the world's size (SIZES)
+    customers: int | None = None
+    terminals: int | None = None
     seed: int = 7
     label_delay_days: float = 7.0
     folds: int = 10
-    train_days: float = 21.0
+    train_days: float = 42.0
     test_days: float = 7.0
     nthread: int = 2
 
 
 def featured(config: EvalConfig) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    sim = SimulationConfig.classic_world(days=config.days, n_customers=config.customers,
-                                         n_terminals=config.terminals, seed=config.seed,
+    """The world's history (every label known ``label_delay_days`` later) with features."""
+    days, customers, terminals = (
+        given if given is not None else default for given, default in zip(
+            (config.days, config.customers, config.terminals), SIZES[config.world],
+            strict=True))
+    if config.world == "handbook":
+        mapping = replace(MAPPING, label_delay_days=config.label_delay_days)
+        return feature_frame(history(HandbookConfig(
+            n_customers=customers, n_terminals=terminals, days=days, seed=config.seed),
+            mapping))
+    sim = SimulationConfig.classic_world(days=days, n_customers=customers,
+                                         n_terminals=terminals, seed=config.seed,
                                          label_delay_days=config.label_delay_days)
     return feature_frame(simulate(sim))
 
@@ -109,11 +129,12 @@ def summary(folds: pd.DataFrame) -> dict[str, Any]:
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'candidate':<14}" + "".join(f"{m:>28}" for m in METRICS)]
+    width = max(len(m) for m in METRICS) + 2
+    lines = [f"{'candidate':<14}" + "".join(f"{m:>{width}}" for m in METRICS)]
     for candidate in (MODEL, BASELINE_LABEL):
         cells = [f"{result[candidate][m]['mean']:.4f} ± {result[candidate][m]['std']:.4f}"
                  for m in METRICS]
-        lines.append(f"{candidate:<14}" + "".join(f"{c:>28}" for c in cells))
+        lines.append(f"{candidate:<14}" + "".join(f"{c:>{width}}" for c in cells))
     lift = result["ap_lift"]
     lines.append(f"AP lift of the model over the baseline: {lift['of_means']:+.1%} (of the "
                  f"means); per fold mean {lift['per_fold_mean']:+.1%}, min "
@@ -124,17 +145,22 @@ def _table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=EvalConfig.days)
-    parser.add_argument("--customers", type=int, default=EvalConfig.customers)
-    parser.add_argument("--terminals", type=int, default=EvalConfig.terminals)
+    parser.add_argument("--world", choices=WORLDS, default=EvalConfig.world,
+                        help="handbook: the replica of the published generator "
+                        "(replay.handbook); classic: the project's simulator with the "
+                        "classic scenarios")
+    parser.add_argument("--days", type=int, default=None)
+    parser.add_argument("--customers", type=int, default=None)
+    parser.add_argument("--terminals", type=int, default=None)
     parser.add_argument("--seed", type=int, default=EvalConfig.seed)
     parser.add_argument("--folds", type=int, default=EvalConfig.folds)
     parser.add_argument("--nthread", type=int, default=EvalConfig.nthread)
     parser.add_argument("--ablation", action="store_true", help="leave each group out")
     parser.add_argument("--out", default="bench-results/delay_eval.json")
     args = parser.parse_args(argv)
-    config = EvalConfig(days=args.days, customers=args.customers, terminals=args.terminals,
-                        seed=args.seed, folds=args.folds, nthread=args.nthread)
+    config = EvalConfig(world=args.world, days=args.days, customers=args.customers,
+                        terminals=args.terminals, seed=args.seed, folds=args.folds,
+                        nthread=args.nthread)
     started = time.perf_counter()
     frame, names = featured(config)
     n_fraud = int(frame["is_fraud"].sum())

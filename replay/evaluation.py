@@ -44,10 +44,15 @@ def decide(policy: Policy, scores: np.ndarray) -> np.ndarray:
                     np.where(s >= policy.review, "review", "approve")).astype(object)
 
 
-def known_compromised(card_id: np.ndarray, is_fraud: np.ndarray,
-                      label_time: pd.Series) -> dict[Any, pd.Timestamp]:
-    """Card -> earliest time a fraud on it was reported (over the whole history given)."""
+def known_compromised(card_id: np.ndarray, is_fraud: np.ndarray, label_time: pd.Series,
+                      event_time: pd.Series | None = None,
+                      since: pd.Timestamp | None = None) -> dict[Any, pd.Timestamp]:
+    """Card -> earliest time a fraud on it was reported (over the history given; with
+    ``event_time`` and ``since``, only frauds at or after ``since`` count: see
+    :data:`models.metrics.KNOWN_LOOKBACK_DAYS`)."""
     fraud = np.asarray(is_fraud, dtype=bool)
+    if event_time is not None and since is not None:
+        fraud = fraud & (pd.to_datetime(event_time, utc=True) >= since).to_numpy()  # a copy
     times = pd.Series(pd.to_datetime(label_time, utc=True).to_numpy()[fraud],
                       index=np.asarray(card_id)[fraud])
     return times.groupby(level=0).min().to_dict() if len(times) else {}
@@ -115,6 +120,7 @@ def metrics_row(y: np.ndarray, score: np.ndarray, decisions: np.ndarray, amount:
     return {
         "roc_auc": base["roc_auc"],
         "average_precision": base["average_precision"],
+        "average_precision_unknown_cards": base["average_precision_unknown_cards"],
         "card_precision_at_k": base["card_precision_at_k"],
         "card_precision_at_k_all": base["card_precision_at_k_all"],
         "recall_at_budget": base["recall_at_budget"],

@@ -88,6 +88,7 @@ def write_outputs(out_dir: Path, result: BacktestResult | PrequentialResult, *,
 def print_table(metrics: pd.DataFrame) -> str:
     """The headline metrics as fixed-width text for the terminal."""
     cols = [c for c in ("candidate", "fold", "roc_auc", "average_precision",
-                        "card_precision_at_k", "recall_at_budget", "amount_recall_at_budget",
+                        "average_precision_unknown_cards", "card_precision_at_k",
+                        "recall_at_budget", "amount_recall_at_budget",
                         "alerts_per_day", "alert_precision", "alert_recall") if c in metrics]
     return metrics[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")

@@ -25,9 +25,10 @@ from infra.errors import ConfigurationError
 from infra.settings import Settings
 from replay.backtest import BacktestConfig, BacktestResult, run_backtest
 from replay.candidates import STREAM_POLICY, Model, PolicySpec
-from replay.evaluation import known_compromised, pr_curve
+from replay.evaluation import pr_curve
 
-SUMMARY_METRICS = ("roc_auc", "average_precision", "card_precision_at_k", "recall_at_budget",
+SUMMARY_METRICS = ("roc_auc", "average_precision", "average_precision_unknown_cards",
+                   "card_precision_at_k", "recall_at_budget",
                    "amount_recall_at_budget", "alerts_per_day", "alert_precision",
                    "alert_recall")
 
@@ -74,8 +75,6 @@ def run_prequential(frame: pd.DataFrame, feature_names: tuple[str, ...],
     ``progress(done, total)`` is called before the first fold (done 0) and after each."""
     config = config or BacktestConfig()
     step = config.train.test_days if step_days is None else step_days
-    known = known_compromised(frame["card_id"].to_numpy(), frame["is_fraud"].to_numpy(),
-                              frame["label_time"])
     results: list[BacktestResult] = []
     rows = []
     ends = fold_ends(frame["event_time"], config, step, n_folds)
@@ -84,7 +83,7 @@ def run_prequential(frame: pd.DataFrame, feature_names: tuple[str, ...],
     for i, end in enumerate(ends):
         result = run_backtest(frame, feature_names, models, settings,
                               config.with_windows(test_end=end), policies=policies,
-                              train=True, known=known)
+                              train=True)
         results.append(result)
         report(i + 1, len(ends))
         for record in result.metrics.to_dict("records"):

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-METRIC_COLUMNS = ("roc_auc", "average_precision", "card_precision_at_k",
+METRIC_COLUMNS = ("roc_auc", "average_precision", "average_precision_unknown_cards",
+                  "card_precision_at_k",
                   "card_precision_at_k_all", "recall_at_budget", "amount_recall_at_budget",
                   "budget_alerts_per_day", "alerts_per_day", "declines_per_day",
                   "alert_precision", "alert_recall", "alert_amount_recall", "review",

@@ -56,7 +56,7 @@ def test_every_command_and_option_has_help_and_help_exits_0(
         seen += 1
     assert seen > 30  # the whole tree was walked, models and canary actions included
     assert main(["replay", "backtest", "--help"]) == 0
-    assert "(default: 21.0)" in capsys.readouterr().out  # defaults are shown
+    assert "(default: 42.0)" in capsys.readouterr().out  # defaults are shown
 
 
 def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

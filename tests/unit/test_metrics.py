@@ -17,6 +17,7 @@ from models.metrics import (
     average_precision,
     card_precision_at_k,
     fraud_metrics,
+    known_since_ms,
     recall_at_budget,
     roc_auc,
 )
@@ -129,6 +130,7 @@ def test_fraud_metrics_bundle() -> None:
     assert set(out) == {
         "roc_auc",
         "average_precision",
+        "average_precision_unknown_cards",
         "card_precision_at_k",
         "card_precision_at_k_all",
         "recall_at_budget",
@@ -164,3 +166,30 @@ def test_matches_scikit_learn() -> None:
         assert average_precision(y, score) == pytest.approx(
             skm.average_precision_score(y, score), abs=1e-12
         )
+
+
+def test_ap_unknown_cards_leaves_out_the_rows_of_cards_known_before_their_day() -> None:
+    """The published test set: a known compromised card's rows are not scored."""
+    y = [1, 1, 0, 0]
+    score = [0.9, 0.2, 0.5, 0.1]
+    cards = ["known", "new", "c", "d"]
+    days = pd.to_datetime(["2025-01-02"] * 4, utc=True)
+    day_ms = float(days[0].value // 1_000_000)
+    known = [day_ms - 1.0, np.inf, np.inf, np.inf]
+    out = fraud_metrics(y, score, [1.0] * 4, cards, days, k=2, known_ms=known)
+    assert out["average_precision"] == average_precision(y, score)
+    assert out["average_precision_unknown_cards"] == average_precision([1, 0, 0], [0.2, 0.5, 0.1])
+    plain = fraud_metrics(y, score, [1.0] * 4, cards, days, k=2)
+    assert plain["average_precision_unknown_cards"] == plain["average_precision"]
+
+
+def test_known_since_ms_counts_only_frauds_from_the_look_back_start() -> None:
+    """A fraud before ``since`` (a card reissued long ago) does not make the card known."""
+    events = pd.to_datetime(["2025-01-01", "2025-03-01", "2025-03-02"], utc=True)
+    labels = events + pd.Timedelta(days=7)
+    cards, fraud = ["old", "old", "recent"], [1, 0, 1]
+    since = pd.Timestamp("2025-02-01", tz="UTC")
+    bounded = known_since_ms(cards, fraud, labels, events, since)
+    unbounded = known_since_ms(cards, fraud, labels)
+    assert np.isinf(bounded[:2]).all() and np.isfinite(unbounded[:2]).all()
+    assert bounded[2] == unbounded[2] == labels[2].value // 1_000_000

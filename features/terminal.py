@@ -16,12 +16,19 @@ stage, which releases records across partitions in event-time order
 (:mod:`features.stream.release`) and counts each one that arrives behind it as late; that
 is what makes them equal.
 
-Label delay: a fraud label typically becomes known :data:`LABEL_DELAY_DAYS` days after its
-transaction, so windows that end at T hold mostly unlabeled transactions (the 7-day fraud
-count is ~0 under a 7-day delay). The *delayed* features count transactions and known frauds
-over the days ``(day(T) - d - w, day(T) - d]`` for ``w`` in 1 / 7 / 30 and ``d`` =
-:data:`LABEL_DELAY_DAYS`: windows whose labels have matured by T (still only labels known by
-T; denominators over the same days).
+Label delay: a fraud label typically becomes known ``d`` days after its transaction, so
+windows that end at T hold mostly unlabeled transactions (the 7-day fraud count is ~0 under a
+7-day delay). The *delayed* features count transactions and known frauds over the days
+``(day(T) - d - w, day(T) - d]`` for ``w`` in 1 / 7 / 30: windows whose labels have matured
+by T (still only labels known by T; denominators over the same days).
+
+``d`` is one process-wide value, :func:`label_delay` (default :data:`LABEL_DELAY_DAYS`), set
+once at start-up from the ``label_delay_days`` setting by :func:`configure_label_delay`; the
+core, its numpy twin, the stream stage, the backfill and the API all read it, so online and
+offline agree for any ``d``. The math itself is pure in the state: a state's ``days.spans``
+(:func:`day_spans`) fix the ``d`` its features use (``d = spans[-1] - 30``), and a stored
+state built with another ``d`` is re-bucketed onto the current spans when loaded, with a
+warning (:meth:`TerminalState.from_dict`).
 
 Memory is bounded (1 h / 24 h sliding windows, ``d + 30`` daily buckets, fraud-labeled ids of
 the last ``d + 31`` days); work per item is amortised O(1). Redelivery: items are applied in
@@ -31,33 +38,82 @@ the last ``d + 31`` days); work per item is amortised O(1). Redelivery: items ar
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from features.card import HOUR_MS, Features
 from features.windows import DAY_MS, DayBuckets, Sliding
 
+log = logging.getLogger(__name__)
+
 LABEL, TRANSACTION = 0, 1
-# The typical label delay d (days) of the delayed-window features: a module constant, not a
-# settings read, so the math stays pure; the stream and the backfill use the same value.
-LABEL_DELAY_DAYS = 7
+LABEL_DELAY_DAYS = 7  # the default label delay d (days) of the delayed-window features
+MIN_LABEL_DELAY_DAYS, MAX_LABEL_DELAY_DAYS = 1, 90
 DELAYED_WINDOWS = (1, 7, 30)  # w: days of each delayed window
+_LONGEST = max(30, *DELAYED_WINDOWS)
 
 
-def day_spans(delay: int = LABEL_DELAY_DAYS) -> tuple[int, ...]:
+def check_delay(delay: int) -> int:
+    """``delay`` if it is a whole number of days in the supported range, else ValueError."""
+    if isinstance(delay, bool) or not isinstance(delay, int) or not (
+            MIN_LABEL_DELAY_DAYS <= delay <= MAX_LABEL_DELAY_DAYS):
+        raise ValueError(f"label delay must be a whole number of days in "
+                         f"[{MIN_LABEL_DELAY_DAYS}, {MAX_LABEL_DELAY_DAYS}], got {delay!r}")
+    return delay
+
+
+def day_spans(delay: int | None = None) -> tuple[int, ...]:
     """The day spans a terminal keeps running totals for: 7 and 30 (windows ending at T)
-    and ``d``, ``d + w`` (delayed windows are differences of two spans).
+    and ``d``, ``d + w`` (delayed windows are differences of two spans); ``d`` defaults to
+    :func:`label_delay`. The longest span is always ``d + 30``.
 
     >>> day_spans(7)
     (7, 8, 14, 30, 37)
+    >>> day_spans(3)
+    (3, 4, 7, 10, 30, 33)
     """
-    if delay < 1:
-        raise ValueError(f"label delay must be >= 1 day, got {delay}")
-    return tuple(sorted({7, 30, delay, *(delay + w for w in DELAYED_WINDOWS)}))
+    d = label_delay() if delay is None else check_delay(delay)
+    return tuple(sorted({7, 30, d, *(d + w for w in DELAYED_WINDOWS)}))
 
 
-SPANS = day_spans()
-KNOWN_DAYS = SPANS[-1] + 1  # fraud-labeled ids older than this are forgotten
+def delay_of(spans: tuple[int, ...]) -> int:
+    """The ``d`` a state's spans were built for (:func:`day_spans` ends with ``d + 30``)."""
+    return spans[-1] - _LONGEST
+
+
+_delay = LABEL_DELAY_DAYS
+
+
+def label_delay() -> int:
+    """The process's label delay ``d`` (days): :func:`configure_label_delay`'s value."""
+    return _delay
+
+
+def configure_label_delay(delay: int) -> None:
+    """Fix the process's label delay, once at start-up (from ``Settings.label_delay_days``)."""
+    global _delay
+    _delay = check_delay(delay)
+
+
+@contextmanager
+def label_delay_days(delay: int) -> Iterator[None]:
+    """:func:`configure_label_delay` for a block, then the previous value (tests, tools)."""
+    before = label_delay()
+    configure_label_delay(delay)
+    try:
+        yield
+    finally:
+        configure_label_delay(before)
+
+
+def known_days(spans: tuple[int, ...]) -> int:
+    """Fraud-labeled ids older than this many days are forgotten."""
+    return spans[-1] + 1
+
+
 TERMINAL_FEATURE_NAMES: tuple[str, ...] = (
     "term_txn_count_1h", "term_txn_count_24h", "term_txn_count_7d", "term_txn_count_30d",
     "term_amount_mean_24h", "term_fraud_count_7d", "term_fraud_count_30d",
@@ -85,14 +141,25 @@ def item_order(time_ms: int, kind: int, transaction_id: str) -> tuple[int, int, 
 
 
 def _days() -> DayBuckets:
-    return DayBuckets(SPANS, 2)  # transactions, fraud labels known so far
+    return DayBuckets(day_spans(), 2)  # transactions, fraud labels known so far
+
+
+_WARNED: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
 
 
 def _migrate(days: DayBuckets) -> DayBuckets:
-    """A stored state with other spans (an older version) re-bucketed onto :data:`SPANS`
-    (the days it kept are exact; delayed windows reaching past them start empty)."""
-    if days.spans == SPANS:
+    """A stored state with other spans (an older version, or another label delay) re-bucketed
+    onto the current :func:`day_spans`: the days it kept are exact, days it never kept count
+    nothing (so delayed windows reaching past them undercount until they have passed)."""
+    spans = day_spans()
+    if days.spans == spans:
         return days
+    level = logging.DEBUG if (days.spans, spans) in _WARNED else logging.WARNING
+    _WARNED.add((days.spans, spans))  # once per process and pair of spans, not per terminal
+    log.log(level, "terminal state with day spans %s (label delay %d d) re-bucketed onto %s "
+            "(label delay %d d); windows reaching past its %d kept days start empty",
+            list(days.spans), delay_of(days.spans), list(spans), delay_of(spans),
+            days.spans[-1])
     new = _days()
     new.advance(days.day)
     for bucket in days.buckets:
@@ -125,7 +192,7 @@ def _advance(state: TerminalState, now: int) -> None:
     day = now // DAY_MS
     if day > state.days.day:
         state.days.advance(day)
-        oldest = day - KNOWN_DAYS
+        oldest = day - known_days(state.days.spans)
         for tid in [t for t, d in state.frauds.items() if d < oldest]:
             del state.frauds[tid]
 
@@ -169,30 +236,28 @@ def terminal_update(
     return state, _features(state)
 
 
-_AT = {span: i for i, span in enumerate(SPANS)}
-
-
 def _features(state: TerminalState) -> Features:
-    totals = state.days.totals
-    n7, f7 = totals[_AT[7]]
-    n30, f30 = totals[_AT[30]]
+    totals, at = state.days.totals, state.days.spans.index
+    n7, f7 = totals[at(7)]
+    n30, f30 = totals[at(30)]
     n24 = state.w24h.count
     return (
         float(state.w1h.count), float(n24), n7, n30,
         state.w24h.total / n24 if n24 else 0.0,
         f7, f30, f7 / n7 if n7 > 0 else 0.0, f30 / n30 if n30 > 0 else 0.0,
-        *_delayed(totals),
+        *_delayed(totals, state.days.spans),
     )
 
 
-def _delayed(totals: list[list[float]]) -> Features:
+def _delayed(totals: list[list[float]], spans: tuple[int, ...]) -> Features:
     """Transactions, known frauds and fraud rate over ``(day - d - w, day - d]`` for each
-    ``w``, then the known frauds over all ``d + 30`` days (counts are whole numbers, so the
-    differences of running totals are exact)."""
-    n_end, f_end = totals[_AT[LABEL_DELAY_DAYS]]
+    ``w`` (``d``: :func:`delay_of` the spans), then the known frauds over all ``d + 30`` days
+    (counts are whole numbers, so the differences of running totals are exact)."""
+    d = delay_of(spans)
+    n_end, f_end = totals[spans.index(d)]
     counts, frauds = [], []
     for w in DELAYED_WINDOWS:
-        n_span, f_span = totals[_AT[LABEL_DELAY_DAYS + w]]
+        n_span, f_span = totals[spans.index(d + w)]
         counts.append(n_span - n_end)
         frauds.append(f_span - f_end)
     rates = [f / n if n > 0 else 0.0 for n, f in zip(counts, frauds, strict=True)]

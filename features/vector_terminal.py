@@ -17,6 +17,8 @@ Reproduces :meth:`features.core.FeatureCore.run` on the terminal side; see
   and is within the longest span (``d + 30`` days) of the label's day; a later genuine
   verdict withdraws it. Fraud counts of T then sum the counted labels with
   ``label_ms <= T`` in each of T's day spans; delayed windows are differences of spans.
+- ``d`` is the process's :func:`~features.terminal.label_delay`, read once per call of
+  :func:`terminal_features` (the core's new states take the same value).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.card import CARD_FEATURE_NAMES, HOUR_MS, TXN_MAP_CAP
-from features.terminal import DELAYED_WINDOWS, KNOWN_DAYS, LABEL_DELAY_DAYS, SPANS
+from features.terminal import DELAYED_WINDOWS, day_spans, delay_of, known_days
 from features.vector_card import CardPass, Rows
 from features.vector_windows import GroupClock, Unsupported, put_columns, sliding_sums
 from features.windows import DAY_MS
@@ -109,11 +111,12 @@ def _in_card_map(cards: CardPass, labels: Labels, which: np.ndarray, at: np.ndar
 
 
 def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labels,
-                  which: np.ndarray, row: np.ndarray
+                  which: np.ndarray, row: np.ndarray, spans: tuple[int, ...]
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(terminal dense id, label_ms, day, +1 / -1)`` of every label that moves a count.
 
-    ``order`` / ``clock``: the terminal-applied rows in item order and their clock.
+    ``order`` / ``clock``: the terminal-applied rows in item order and their clock;
+    ``spans``: the terminals' day spans (:func:`~features.terminal.day_spans`).
     """
     term = rows.terminal[row]
     dense, found = clock.dense_of(term)
@@ -127,7 +130,7 @@ def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labe
     first_ms = np.where(inside, clock.times[np.minimum(first, len(order) - 1)], lms)
     exists = inside & (clock.dense[np.minimum(first, len(order) - 1)] == dense) & (
         first_ms < (day + 1) * DAY_MS) & (first_ms < lms)
-    counted = exists & (day > lday - SPANS[-1])
+    counted = exists & (day > lday - spans[-1])
     # labels of the same (terminal, id) interact (fraud, then genuine withdraws it)
     key = dense.astype(np.int64) * np.int64(int(labels.tid_code.max(initial=0)) + 1) + (
         labels.tid_code[which])
@@ -144,7 +147,7 @@ def label_effects(rows: Rows, order: np.ndarray, clock: GroupClock, labels: Labe
         known: dict[int, int] = {}
         for i in seq.tolist():  # in item order within each (terminal, id)
             k = int(key[i])
-            if k in known and known[k] < lday[i] - KNOWN_DAYS:
+            if k in known and known[k] < lday[i] - known_days(spans):
                 del known[k]
             if fraud[i] and k not in known:
                 if counted[i]:
@@ -160,6 +163,7 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
     """Write the terminal features of every row the terminals apply into its row of
     ``out`` (the columns after the card's); return those rows. ``resolved``: the result
     of :func:`resolve` when the caller has it already."""
+    spans = day_spans()
     applied = np.zeros(len(rows.ms), dtype=bool)
     applied[cards.sel] = True
     order, keep = terminal_order(rows, applied)
@@ -170,13 +174,13 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
     day = t // DAY_MS
     lo1h = clock.first_after(t - HOUR_MS)
     lo24 = clock.first_after(t - DAY_MS)
-    n = {span: idx - clock.first_at((day - span + 1) * DAY_MS) + 1 for span in SPANS}
+    n = {span: idx - clock.first_at((day - span + 1) * DAY_MS) + 1 for span in spans}
     n24 = idx - lo24 + 1
     mean24 = sliding_sums(amount, lo24)[0] / n24
     which, row = resolved if resolved is not None else resolve(rows, cards, labels)
-    dense, lms, eday, effect = label_effects(rows, sel, clock, labels, which, row)
+    dense, lms, eday, effect = label_effects(rows, sel, clock, labels, which, row, spans)
     frauds: dict[int, np.ndarray] = {}
-    for span in SPANS:  # a label counts for T with label_ms <= T.ms < (its day + span) days
+    for span in spans:  # a label counts for T with label_ms <= T.ms < (its day + span) days
         start = clock.first_at(lms, dense)
         end = clock.first_at((eday + span) * DAY_MS, dense)
         live = end > start
@@ -185,17 +189,18 @@ def terminal_features(rows: Rows, cards: CardPass, labels: Labels, out: np.ndarr
         np.add.at(diff, end[live], -effect[live])
         frauds[span] = np.cumsum(diff[:-1])
     columns = [idx - lo1h + 1, n24, n[7], n[30], mean24, frauds[7], frauds[30],
-               frauds[7] / n[7], frauds[30] / n[30], *_delayed(n, frauds)]
+               frauds[7] / n[7], frauds[30] / n[30], *_delayed(n, frauds, spans)]
     put_columns(out, sel, columns, N_CARD)
     return sel
 
 
-def _delayed(n: dict[int, np.ndarray], frauds: dict[int, np.ndarray]) -> list[np.ndarray]:
+def _delayed(n: dict[int, np.ndarray], frauds: dict[int, np.ndarray],
+             spans: tuple[int, ...]) -> list[np.ndarray]:
     """:func:`features.terminal._delayed` for every row: counts as exact integers, then
     the rate as one float division (as the core divides two whole-number floats)."""
-    d = LABEL_DELAY_DAYS
+    d = delay_of(spans)
     counts = [(n[d + w] - n[d]).astype(np.float64) for w in DELAYED_WINDOWS]
     fraud = [(frauds[d + w] - frauds[d]).astype(np.float64) for w in DELAYED_WINDOWS]
     rates = [np.where(c > 0, f / np.where(c > 0, c, 1.0), 0.0)
              for c, f in zip(counts, fraud, strict=True)]
-    return [*counts, *fraud, *rates, frauds[SPANS[-1]].astype(np.float64)]
+    return [*counts, *fraud, *rates, frauds[spans[-1]].astype(np.float64)]

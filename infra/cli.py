@@ -344,9 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fraudstream: error: invalid settings (FRAUDSTREAM_* variables):\n"
               f"{settings_errors(exc)}", file=sys.stderr)
         return 2
+    from features.terminal import configure_label_delay
     from infra.logging_setup import configure_logging
 
     configure_logging(settings.log_format, bool(getattr(args, "verbose", 0)))
+    configure_label_delay(settings.label_delay_days)  # one d for every path of the process
     try:
         return int(args.handler(args, settings))
     except (ConfigurationError, InvalidInput) as exc:  # bad settings, options or input file

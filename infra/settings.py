@@ -227,6 +227,13 @@ class Settings(BaseSettings):
         default=1.0, gt=0.0, le=1.0, description="share of decisions tracked (by id hash); "
         "ratios stay unbiased, lower it when rate x maturity exceeds the capacity")
 
+    # -- features (see docs/features.md) -------------------------------------------------
+    label_delay_days: int = Field(
+        default=7, ge=1, le=90, description="d: the typical days until a fraud "
+        "label is known; the delayed-window terminal features end d days before T. One value "
+        "for the stream, the API, backfills and training (a model records the d it was "
+        "trained with and is refused when served with another)")
+
     # -- training -----------------------------------------------------------------------
     xgb_nthread: int = Field(default=1, ge=1)
     seed: int = 7

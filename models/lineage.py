@@ -12,7 +12,10 @@ version therefore records (as ``lineage.*`` tags on the version and its run, and
   windows the registry already tags;
 - ``rows`` / ``frauds``: size and fraud count of the frame, and of the fit and test sets;
 - ``packages``: versions of xgboost, river, feast, numpy, pandas and mlflow;
-- ``seed`` of the training run.
+- ``seed`` of the training run;
+- ``label_delay_days``: the label delay ``d`` its delayed-window features were computed with
+  (:func:`features.terminal.label_delay`); a version is refused where it would be served
+  with features of another ``d`` (:meth:`models.registry.ModelRegistry.load_version`).
 
 Pure except :func:`git_commit` (one bounded ``git`` call) and package metadata reads.
 """
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from features.terminal import LABEL_DELAY_DAYS, label_delay
 
 if TYPE_CHECKING:
     from models.train import TrainResult
@@ -119,6 +124,7 @@ def lineage_record(result: TrainResult, data: DataLineage | None) -> dict[str, A
         "test_frauds": counts.get("test_fraud"),
         "packages": package_versions(),
         "seed": result.params.get("seed"),
+        "label_delay_days": label_delay(),
     }
 
 
@@ -128,6 +134,7 @@ def lineage_tags(record: dict[str, Any]) -> dict[str, str]:
         "lineage.git_commit": str(record["git_commit"]),
         "lineage.git_dirty": str(record["git_dirty"]).lower(),
         "lineage.seed": str(record["seed"]),
+        "lineage.label_delay_days": str(record.get("label_delay_days", LABEL_DELAY_DAYS)),
         **{f"lineage.package.{k}": v for k, v in record["packages"].items()},
     }
     data = record.get("data")
@@ -142,3 +149,9 @@ def lineage_tags(record: dict[str, Any]) -> dict[str, str]:
 def read_lineage(tags: dict[str, str]) -> dict[str, str]:
     """The ``lineage.*`` tags of a version or run, without the prefix."""
     return {k.removeprefix("lineage."): v for k, v in tags.items() if k.startswith("lineage.")}
+
+
+def trained_label_delay(tags: dict[str, str]) -> int:
+    """The label delay ``d`` a version was trained with, from its tags (versions from before
+    the setting existed were all trained with the former fixed :data:`LABEL_DELAY_DAYS`)."""
+    return int(tags.get("lineage.label_delay_days", LABEL_DELAY_DAYS))

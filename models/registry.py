@@ -13,7 +13,8 @@ version, metrics. The alias moves first; a failed audit write then raises rather
 unnoticed. The canary's traffic share is the registered model's tag ``canary_share``.
 
 Loading never fails in more than one way: a missing alias, a version that will not load and
-a version whose features the caller cannot serve all raise
+a version whose features the caller cannot serve (other features, or trained with another
+label delay ``d`` than the process's ``FRAUDSTREAM_LABEL_DELAY_DAYS``) all raise
 :class:`~infra.errors.ModelUnavailable` (a ``ModelError``), so a scorer can skip a broken
 shadow/challenger/canary with one ``except`` and keep its champion.
 
@@ -43,6 +44,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from features.terminal import label_delay
 from infra.errors import ModelError, ModelUnavailable
 from infra.settings import Settings
 from models import audit, lineage
@@ -53,6 +55,20 @@ __all__ = ["EXPERIMENT", "LoadedModel", "ModelRegistry", "ModelVersionInfo"]
 
 EXPERIMENT = "fraudstream"
 CANARY_SHARE_TAG = "canary_share"
+
+
+def _check_delay(model: LoadedModel) -> None:
+    """Refuse a version trained with another label delay than the process's features use
+    (its delayed-window features would mean other days than it learned)."""
+    served = label_delay()
+    if model.label_delay_days != served:
+        raise ModelUnavailable(
+            f"{model.name} v{model.version}" + (f" (alias {model.alias!r})" if model.alias else "")
+            + f" was trained with label delay {model.label_delay_days} d, but this process "
+            f"computes features with FRAUDSTREAM_LABEL_DELAY_DAYS={served}; retrain it or set "
+            f"FRAUDSTREAM_LABEL_DELAY_DAYS={model.label_delay_days}",
+            alias=model.alias, version=model.version, reason="unservable",
+        )
 
 
 def _not_found(exc: MlflowException) -> bool:
@@ -309,6 +325,7 @@ class ModelRegistry:
                 f"serves {list(served)}",
                 alias=alias, version=str(version), reason="unservable",
             )
+        _check_delay(model)
         return model
 
     def _load_version(self, name: str, version: str, alias: str) -> LoadedModel:
@@ -337,6 +354,7 @@ class ModelRegistry:
             run_id=str(mv.run_id),
             feature_service=mv.tags.get("feature_service", run_tags.get("feature_service", "")),
             metrics=metrics,
+            label_delay_days=lineage.trained_label_delay(run_tags | dict(mv.tags)),
         )
 
     def load_reference(

@@ -30,6 +30,7 @@ class LoadedModel:
     feature_service: str
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)  # test-window metrics
+    label_delay_days: int = 7  # d of the delayed-window features it was trained with
 
     def require_features(self, servable: Iterable[str]) -> None:
         """Raise ``ModelError`` unless every model feature is in ``servable``."""
@@ -63,6 +64,7 @@ class ModelVersionInfo:
     created: str  # ISO-8601 UTC
     feature_service: str
     metrics: dict[str, float] = field(default_factory=dict)  # test-window metrics
+    label_delay_days: int = 7  # d of the delayed-window features it was trained with
     windows: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -4,9 +4,11 @@ import json
 import math
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from features import terminal as terminal_module
 from features.backfill import compute_features
 from features.card import TXN_MAP_CAP
 from features.core import (
@@ -19,6 +21,7 @@ from features.core import (
     CardState,
     Event,
     FeatureCore,
+    Features,
     Label,
     LabelEvent,
     TerminalState,
@@ -27,7 +30,15 @@ from features.core import (
     terminal_label,
     terminal_update,
 )
-from features.terminal import KNOWN_DAYS, LABEL_DELAY_DAYS, SPANS
+from features.terminal import (
+    LABEL_DELAY_DAYS,
+    check_delay,
+    day_spans,
+    delay_of,
+    known_days,
+    label_delay,
+    label_delay_days,
+)
 from features.windows import DayBuckets, Sliding
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
@@ -179,13 +190,13 @@ def test_memory_is_bounded() -> None:
         terminal = terminal_label(terminal, LabelEvent(f"t{i}", "t1", ms, ms, True))
         card_label(state, f"t{i}", ms, True)
     assert state is not None and terminal is not None
-    assert len(state.days.buckets) <= 30 and len(terminal.days.buckets) <= SPANS[-1]
+    assert len(state.days.buckets) <= 30 and len(terminal.days.buckets) <= day_spans()[-1]
     assert len(state.frauds) <= 60 * 8 + 8
     assert state.w24h.count <= 8 and state.w10m.count <= 1
     assert max(len(s) for s in state.seen) <= 30 * 8 + 8
     assert len(state.txns) <= 60 * 8 + 8 <= TXN_MAP_CAP
     assert len(state.recent) <= 16
-    assert len(terminal.frauds) <= (KNOWN_DAYS + 1) * 8
+    assert len(terminal.frauds) <= (known_days(day_spans()) + 1) * 8
 
 
 def test_terminal_fraud_rate_uses_only_labels_known_at_event_time() -> None:
@@ -304,13 +315,125 @@ def test_card_label_is_idempotent_and_forgets_after_the_horizon() -> None:
     assert CardState.from_dict(json.loads(json.dumps(state.to_dict()))).frauds == {}
 
 
-def test_terminal_state_of_an_older_version_is_rebucketed() -> None:
+def test_terminal_state_of_an_older_version_is_rebucketed(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(terminal_module, "_WARNED", set())
     old = TerminalState(days=DayBuckets((7, 30), 2))
     old.days.advance(100)
     old.days.add(95, 0, 3.0)
     old.days.add(95, 1, 1.0)
     data = json.loads(json.dumps(old.to_dict()))
-    new = TerminalState.from_dict(data)
-    assert new.days.spans == SPANS
-    assert new.days.totals[SPANS.index(30)] == [3.0, 1.0]
-    assert KNOWN_DAYS == SPANS[-1] + 1
+    with caplog.at_level("WARNING", logger="features.terminal"):
+        new = TerminalState.from_dict(data)
+    spans = day_spans()
+    assert new.days.spans == spans and "re-bucketed" in caplog.text
+    assert new.days.totals[spans.index(30)] == [3.0, 1.0]
+    assert known_days(spans) == spans[-1] + 1
+
+
+def _daily_terminal(delay: int, days: int = 60) -> tuple[TerminalState, dict[int, Features]]:
+    """One transaction a day at a terminal, every third one fraud, known ``delay`` days
+    later; the state after the last day and each day's features (under ``label_delay``)."""
+    state: TerminalState | None = None
+    feats: dict[int, Features] = {}
+    for day in range(days):
+        ms = T0 + day * DAY_MS + HOUR_MS
+        for past in range(max(0, day - delay), day):  # labels known by now, in order
+            if past % 3 == 0 and past + delay == day:
+                state = terminal_label(state, LabelEvent(
+                    f"t{past}", "t1", T0 + past * DAY_MS + HOUR_MS, ms, True))
+        state, f = terminal_update(state, f"t{day}", ms, 1.0)
+        assert f is not None
+        feats[day] = f
+    assert state is not None
+    return state, feats
+
+
+@pytest.mark.parametrize("delay", [3, 7, 14])
+def test_delayed_windows_follow_the_configured_delay(delay: int) -> None:
+    """For d = 3, 7 and 14 the delayed windows are the days ``(day - d - w, day - d]``,
+    recounted here by brute force (every fraud of those days is known by then)."""
+    with label_delay_days(delay):
+        state, feats = _daily_terminal(delay)
+    assert state.days.spans == day_spans(delay) and delay_of(state.days.spans) == delay
+    for day in (delay + 31, 59):
+        got = dict(zip(TERMINAL_FEATURE_NAMES, feats[day], strict=True))
+        for w in (1, 7, 30):
+            window = [x for x in range(day - delay - w + 1, day - delay + 1) if x >= 0]
+            frauds = sum(1 for x in window if x % 3 == 0)
+            assert got[f"term_txn_count_{w}d_delayed"] == len(window)
+            assert got[f"term_fraud_count_{w}d_delayed"] == frauds
+            assert got[f"term_fraud_rate_{w}d_delayed"] == frauds / len(window)
+        long = [x for x in range(day - delay - 30 + 1, day + 1) if x % 3 == 0 and x + delay <= day]
+        assert got["term_fraud_count_known_long"] == len(long)
+
+
+def test_a_state_of_another_delay_is_rebucketed_with_a_warning(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state stored under d = 14 and loaded under d = 3 gets d = 3's spans (never a mix):
+    the days it kept are exact, so its d = 3 windows count what they can see. The warning
+    comes once per process, not once per terminal."""
+    monkeypatch.setattr(terminal_module, "_WARNED", set())
+    with label_delay_days(14):
+        stored, _ = _daily_terminal(14)
+    data = json.loads(json.dumps(stored.to_dict()))
+    with label_delay_days(3):
+        with caplog.at_level("WARNING", logger="features.terminal"):
+            loaded = TerminalState.from_dict(data)
+        assert "label delay 14 d" in caplog.text and "label delay 3 d" in caplog.text
+        assert loaded.days.spans == day_spans(3)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="features.terminal"):
+            again = TerminalState.from_dict(json.loads(json.dumps(data)))
+        assert caplog.text == "" and again.days.spans == day_spans(3)
+        _, got = terminal_update(loaded, "t60", T0 + 60 * DAY_MS + HOUR_MS, 1.0)
+    named_got = dict(zip(TERMINAL_FEATURE_NAMES, got or (), strict=True))
+    # d = 3 windows on day 60: days (57 - w, 57]; frauds (every third day) known by day 60
+    # are those of days <= 45 (labels 14 days later), so only the 30-day one has any
+    for w, frauds in ((1, 0.0), (7, 0.0), (30, 6.0)):  # days 30, 33, ..., 45
+        assert named_got[f"term_txn_count_{w}d_delayed"] == w
+        assert named_got[f"term_fraud_count_{w}d_delayed"] == frauds
+    assert named_got["term_fraud_count_known_long"] == 6.0  # days 28..60
+    caplog.clear()
+    with label_delay_days(14), caplog.at_level("WARNING", logger="features.terminal"):
+        same = TerminalState.from_dict(json.loads(json.dumps(stored.to_dict())))
+    assert same.days.spans == stored.days.spans and caplog.text == ""
+
+
+@pytest.mark.parametrize("bad", [0, -1, 91, 7.5, "7", True])
+def test_the_delay_is_checked(bad: object) -> None:
+    with pytest.raises(ValueError, match="label delay"):
+        check_delay(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="label delay"):
+        day_spans(bad)  # type: ignore[arg-type]
+    assert label_delay() == LABEL_DELAY_DAYS
+
+
+def test_the_delay_is_restored_after_a_block() -> None:
+    with pytest.raises(RuntimeError), label_delay_days(3):
+        assert label_delay() == 3 and day_spans() == (3, 4, 7, 10, 30, 33)
+        raise RuntimeError
+    assert label_delay() == LABEL_DELAY_DAYS == 7 and day_spans() == (7, 8, 14, 30, 37)
+
+
+@pytest.mark.parametrize("delay", [3, 7, 14])
+def test_the_twin_equals_the_core_bit_for_bit_for_any_delay(delay: int) -> None:
+    """Core (backfill, stream) and numpy twin (backtest, training) read the same ``d``."""
+    from unittest import mock
+
+    from features import vectorised
+    from replay.simulator import SimulationConfig, simulate
+
+    frame = simulate(SimulationConfig(n_customers=150, n_terminals=20, n_ecom_merchants=5,
+                                      days=60, seed=11, label_delay_days=float(delay)))
+    with label_delay_days(delay):
+        core = compute_features(frame)
+        with mock.patch.object(vectorised, "compute_features") as fallback:
+            twin = vectorised.compute_features_vectorised(frame)
+    assert not fallback.called  # the twin computed it, not the core
+    np.testing.assert_array_equal(twin.to_numpy(), core.to_numpy())
+    delayed = [n for n in TERMINAL_FEATURE_NAMES if "_delayed" in n]
+    assert core["term_fraud_count_7d_delayed"].to_numpy().any()
+    if delay != LABEL_DELAY_DAYS:  # the setting reaches the features
+        default = vectorised.compute_features_vectorised(frame)
+        assert not np.array_equal(default[delayed].to_numpy(), twin[delayed].to_numpy())

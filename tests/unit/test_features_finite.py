@@ -4,8 +4,9 @@ A property test (hypothesis): histories of a few cards and terminals with the am
 broke the stream before (0, the smallest valid amount, the maximum, runs of zeros after
 non-zero amounts whose windows then expire), times equal, close and decades apart (within
 the valid 2000..2100 range), repeated ids and labels. The core's vectors must all be finite
-and the vectorised twin must equal the core bit for bit. A second property feeds the core
-values the validator refuses (subnormal amounts) to show the guards do not rely on it.
+and the vectorised twin must equal the core bit for bit (for the default label delay and
+for d = 3 and 14). A second property feeds the core values the validator refuses (subnormal
+amounts) to show the guards do not rely on it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from features.backfill import compute_features
 from features.card import RATIO_CAP, CardState, Event, card_update
 from features.core import FEATURE_NAMES
 from features.guards import check_finite, check_finite_rows
+from features.terminal import label_delay_days
 from features.vectorised import compute_features_vectorised
 from infra.errors import InvalidInput
 from streams.rules import MAX_AMOUNT, MAX_EVENT_MS, MIN_EVENT_MS, MIN_POSITIVE_AMOUNT
@@ -73,6 +75,18 @@ def test_every_core_vector_is_finite_and_the_twin_equals_the_core(frame: pd.Data
     assert np.isfinite(core).all(), frame
     check_finite_rows(core, FEATURE_NAMES)
     twin = compute_features_vectorised(frame).to_numpy()
+    np.testing.assert_array_equal(twin, core)
+
+
+@pytest.mark.parametrize("delay", [3, 14])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=histories())
+def test_the_twin_equals_the_core_for_other_label_delays(delay: int, frame: pd.DataFrame
+                                                         ) -> None:
+    with label_delay_days(delay):
+        core = compute_features(frame).to_numpy()
+        twin = compute_features_vectorised(frame).to_numpy()
+    assert np.isfinite(core).all(), frame
     np.testing.assert_array_equal(twin, core)
 
 

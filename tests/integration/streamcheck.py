@@ -50,10 +50,15 @@ def deploy(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
 def publish_labels(frame: pd.DataFrame, settings: Settings) -> None:
     producer = make_producer(settings)
     for record in label_records(frame):
-        producer.produce(settings.topic_labels, key=record["card_id"],
-                         value=json.dumps(record).encode())
+        value = json.dumps(record).encode()
+        while True:
+            try:
+                producer.produce(settings.topic_labels, key=record["card_id"], value=value)
+                break
+            except BufferError:  # local queue full (the broker is slow or away): make room
+                producer.poll(0.1)
         producer.poll(0)
-    assert producer.flush(60) == 0
+    assert producer.flush(120) == 0
 
 
 def stage(settings: Settings, instance: str = "0") -> WorkerProcess:
@@ -151,6 +156,11 @@ def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: flo
     card_bad = present & ~card_ok.all(axis=1)
     excluded = late_mask(frame, late)
     term_bad = present & ~close[:, N_CARD:].all(axis=1) & ~excluded
+    for i in np.flatnonzero(card_bad)[:8]:
+        names = [n for n, ok in zip(FEATURE_NAMES[:N_CARD], card_ok[i], strict=True) if not ok]
+        row = frame.iloc[i]
+        print(f"card differs: {ids[i]} {row['card_id']} {row['event_time']} {names} online "
+              f"{online[i, :N_CARD].tolist()} core {expected[i, :N_CARD].tolist()}")
     for i in np.flatnonzero(term_bad)[:8]:  # what differs, to tell a cause from the data
         names = [n for n, ok in zip(FEATURE_NAMES[N_CARD:], close[i, N_CARD:], strict=True)
                  if not ok]

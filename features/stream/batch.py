@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.card import card_label, card_update
-from features.stream.cards import CardStates
+from features.stream.cards import CardStates, StateNotRestored
 from features.stream.decide import Decided, Decider
 from features.stream.ids import CONFLICT, REDELIVERED, REPEAT, entry, judge_batch
 from features.stream.items import LabelItem, Rejected, TxnItem
@@ -92,8 +92,9 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
                 writes.registry.append((t.event.transaction_id, entry(t)))
         for it in card_order(keep, labels.get(p, [])):
             if isinstance(it, TxnItem):
+                before = cards.get(it.event.card_id, p)  # StateNotRestored aborts the batch
                 try:
-                    state, feats = card_update(cards.get(it.event.card_id, p), it.event)
+                    state, feats = card_update(before, it.event)
                 except Exception as exc:  # noqa: BLE001 - one record never stops the batch
                     out.rejected.append(("transactions", _reject(
                         it, f"feature core failed: {type(exc).__name__}: {exc}", "core")))
@@ -104,6 +105,8 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
             else:
                 try:
                     resolved = _resolve(cards, it, p, card_late)
+                except StateNotRestored:
+                    raise  # the batch, not the label, is wrong: abort it
                 except Exception as exc:  # noqa: BLE001 - one record never stops the batch
                     out.rejected.append(("labels", Rejected(
                         f"feature core failed: {type(exc).__name__}: {exc}", "core", None,

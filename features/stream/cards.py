@@ -25,6 +25,10 @@ from features.card import CardState
 WARM_CARDS = 20_000
 
 
+class StateNotRestored(RuntimeError):
+    """A record of a partition whose card states this worker has not restored."""
+
+
 def encode_card(state: CardState) -> tuple[bytes, bytes]:
     """``(stored, served)`` JSON of a card state: ``served`` (the REST API's snapshot,
     :func:`~features.redis_layout.card_state_key`) leaves out the transaction -> terminal
@@ -63,11 +67,18 @@ class CardStates:
         return partition in self.committed
 
     def get(self, card: str, partition: int) -> CardState | None:
+        """``card``'s working state; None for a card the partition has never seen.
+
+        Raises :class:`StateNotRestored` for a partition whose states were not restored:
+        reading it as empty would start every card of it afresh (silently wrong card
+        features), so a record of such a partition is never processed."""
+        if partition not in self.committed:
+            raise StateNotRestored(f"card states of partition {partition} are not restored")
         state = self.live.get(card)
         if state is not None:
             self.live.move_to_end(card)
             return state
-        raw = self.committed.get(partition, {}).get(card)
+        raw = self.committed[partition].get(card)
         if raw is None:
             return None
         state = CardState.from_dict(orjson.loads(raw))

@@ -55,6 +55,11 @@ _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 log = logging.getLogger("fraudstream.features.stream")
 
 READY_MARKER = "stream stage ready"
+
+
+class AssignmentFailed(RuntimeError):
+    """Restoring the states of newly assigned partitions failed (the clients are reset)."""
+
 LAG_EVERY_S = 5.0
 PHASES = ("consume", "ingest", "release", "process", "produce", "offsets", "commit", "account",
           "control", "models", "lag", "other")
@@ -130,6 +135,16 @@ class StreamStage:
 
     # -- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
+        try:
+            self._assign(consumer, tps)
+        except Exception as exc:
+            # Half-done (states dropped, the restore failed): forget every offset, so the
+            # reopened clients restore every partition they get, and leave by _reset (not a
+            # rewind with these clients, whose assignment has no restored states).
+            self.offsets = {}
+            raise AssignmentFailed(f"partition assignment failed: {exc}") from exc
+
+    def _assign(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         started = time.monotonic()
         committed = consumer.committed(tps, timeout=self.s.stream_call_timeout_s * 2)
         broker = {(tp.topic, tp.partition): tp.offset for tp in committed}

@@ -256,3 +256,54 @@ def test_a_repeat_or_conflict_in_the_same_batch_is_never_decided() -> None:
     assert decider.asked[0][1][0] == 10.0  # scored with its own amount, not the conflict's
     assert [r.kind for _, r in out.rejected] == ["conflict"]
     assert out.verdicts == {"new": 2, "repeat": 1, "conflict": 1}
+
+
+def test_a_partition_without_restored_states_aborts_the_batch() -> None:
+    """Reading an unrestored partition as empty would start its cards afresh (wrong card
+    features, nothing missing): the batch fails instead, and no record is dead-lettered."""
+    import pytest
+
+    from features.stream.batch import process
+    from features.stream.cards import StateNotRestored
+
+    cards = CardStates()
+    cards.load_partition(0, {})
+    with pytest.raises(StateNotRestored):
+        cards.get("c1", 1)
+    decider = _Decider()
+    for records in ([txn("a", T0, partition=1)], [lab("a", T0, offset=0)]):
+        with pytest.raises(StateNotRestored):
+            process({("tx" if records[0].__class__ is TxnItem else "lb", 1): records}, "tx",
+                    cards, _Redis(), decider, T0)  # type: ignore[arg-type]
+    assert decider.asked == []
+
+
+def test_a_failed_assignment_forgets_the_offsets_and_resets_the_clients(
+        monkeypatch) -> None:  # noqa: ANN001
+    """A restore that fails inside the assignment callback leaves no partition half-owned:
+    every offset is forgotten (the reopened clients restore every partition they get) and
+    the error is not a ServiceError (so the loop resets the clients rather than rewinding
+    with an assignment that has no restored states)."""
+    import pytest
+
+    from features.stream import stage as stage_module
+    from infra.errors import ServiceError
+
+    class _Consumer:
+        def committed(self, tps, timeout):  # noqa: ANN001, ANN202
+            return tps
+
+    def fail(settings, partitions):  # noqa: ANN001, ANN202
+        raise ServiceError("changelog restore incomplete before the deadline")
+
+    monkeypatch.setattr(stage_module.changelog, "restore", fail)
+    s = stage_module.StreamStage.__new__(stage_module.StreamStage)
+    from types import SimpleNamespace
+
+    s.s, s.cards, s.offsets = SimpleNamespace(stream_call_timeout_s=1.0), CardStates(), {
+        ("tx", 1): 5}
+    s.cards.load_partition(0, {})
+    with pytest.raises(stage_module.AssignmentFailed) as info:
+        s._on_assign(_Consumer(), [stage_module.TopicPartition("tx", 1, 7)])  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, ServiceError)  # the restore's failure, kept
+    assert not isinstance(info.value, ServiceError) and s.offsets == {}

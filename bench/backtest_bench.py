@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before xgboost is imported
 import numpy as np  # noqa: E402
 
 from features.backfill import compute_features  # noqa: E402
+from features.terminal import configure_label_delay
 from infra.settings import Settings  # noqa: E402
 from replay.backtest import BacktestConfig, feature_frame, run_backtest  # noqa: E402
 from replay.candidates import trained_model  # noqa: E402
@@ -67,6 +68,7 @@ def main() -> None:
                         help="rows for the per-row feature core comparison (0: skip)")
     parser.add_argument("--out", default="bench-results/backtest.json")
     args = parser.parse_args()
+    configure_label_delay(Settings().label_delay_days)  # as the CLI does: one d
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     settings = Settings(xgb_nthread=1)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench.features_bench import process_cpu_s
+from features.terminal import configure_label_delay
 from infra.bootstrap import bootstrap
 from infra.services import SERVICES
 from infra.services.lifecycle import owned_record
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="stream worker processes (one consumer group)")
     args = parser.parse_args(argv)
+    configure_label_delay(Settings().label_delay_days)  # as the CLI does: one d
     rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
     results: dict[str, Any] = {"transactions": args.transactions, "rates": rates,
                                "workers": args.workers}

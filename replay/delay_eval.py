@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.core import FEATURE_NAMES
+from features.terminal import configure_label_delay
 from infra.settings import Settings
 from models.baseline import BASELINE_LABEL
 from replay.backtest import BacktestConfig, feature_frame
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true", help="leave each group out")
     parser.add_argument("--out", default="bench-results/delay_eval.json")
     args = parser.parse_args(argv)
+    configure_label_delay(Settings().label_delay_days)  # as the CLI does: one d
     config = EvalConfig(world=args.world, days=args.days, customers=args.customers,
                         terminals=args.terminals, seed=args.seed, folds=args.folds,
                         nthread=args.nthread)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.terminal import configure_label_delay
 from infra.settings import Settings
 from replay.commands import BacktestOptions, backtest_file
 from replay.handbook import MAPPING, TEST_END, HandbookConfig, transactions
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nthread", type=int, default=2)
     parser.add_argument("--out", default="bench-results/handbook_eval.json")
     args = parser.parse_args(argv)
+    configure_label_delay(Settings().label_delay_days)  # as the CLI does: one d
     options = BacktestOptions(test_end=TEST_END.isoformat(), train_days=args.train_days)
     settings = Settings(xgb_nthread=args.nthread)
     started = time.perf_counter()

@@ -361,6 +361,7 @@ def stage(booster: Any) -> tuple[StreamStage, FakeProducer]:
                      wall_ms=lambda: 1_000)
     producer = FakeProducer()
     st._producer, st._consumer = producer, FakeConsumer()  # type: ignore[assignment]
+    st.cards.load_partition(0, {})  # as the assignment restores it (empty changelog)
     return st, producer
 
 

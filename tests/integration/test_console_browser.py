@@ -73,6 +73,9 @@ class Browser:
         self.driver.get(f"{self.base}/console/login")
         self.driver.find_element(By.ID, "key").send_keys(key)
         self.driver.find_element(By.ID, "sign-in").click()
+        # signed in once the queue page names the analyst: navigating away before that
+        # aborts the sign-in's POST (no session cookie, the next page is the sign-in again)
+        self.wait(lambda d: d.find_elements(By.ID, "analyst"), 30, "sign-in did not complete")
 
     def wait(self, condition: Any, timeout: float, what: str) -> Any:
         from selenium.webdriver.support.ui import WebDriverWait

@@ -101,15 +101,37 @@ def read_scores(settings: Settings, want: int, procs: dict[str, WorkerProcess],
     return out
 
 
-def assert_same(stream: dict[str, dict[str, Any]], backtest: pd.DataFrame) -> None:
+def assert_same(stream: dict[str, dict[str, Any]], backtest: pd.DataFrame,
+                frame: pd.DataFrame | None = None) -> None:
     assert set(stream) == set(backtest.index), "stream and backtest scored different sets"
     ids = list(stream)
     live = np.array([stream[i]["score"] for i in ids], dtype=np.float64)
     offline = backtest.loc[ids, "score"].to_numpy(dtype=np.float64)
     worst = float(np.max(np.abs(live - offline)))
-    assert worst <= 1e-6, f"largest score difference {worst}"
+    assert worst <= 1e-6, (f"largest score difference {worst} "
+                           f"({int((np.abs(live - offline) > 1e-6).sum())} rows)\n"
+                           + _differences(stream, ids, live - offline, frame))
     decisions = [stream[i]["decision"] for i in ids]
     assert decisions == backtest.loc[ids, "decision"].tolist()
+
+
+def _differences(stream: dict[str, dict[str, Any]], ids: list[str], diff: np.ndarray,
+                 frame: pd.DataFrame | None) -> str:
+    """The worst rows: their score parts and the features that differ from the core's."""
+    if frame is None:
+        return ""
+    featured, names = feature_frame(frame)
+    core = featured.set_index("transaction_id")
+    lines = []
+    for j in np.argsort(-np.abs(diff))[:5]:
+        record = stream[ids[j]]
+        got = record.get("features", {})
+        differ = {n: (got.get(n), float(core.loc[ids[j], n])) for n in names
+                  if n in got and not np.isclose(float(np.nan if got[n] is None else got[n]),
+                                                 float(core.loc[ids[j], n]), equal_nan=True)}
+        lines.append(f"{ids[j]} diff {diff[j]:+.6f} parts {record.get('scores')} "
+                     f"versions {record.get('model_version')} features differing {differ}")
+    return "\n".join(lines)
 
 
 def test_backtest_equals_the_stage_decision_code(tmp_path: Path) -> None:
@@ -157,7 +179,7 @@ def test_backtest_equals_the_live_stream(settings: Settings, tmp_path: Path) -> 
     assert len(scores) == len(stream) == len(live), (
         f"{len(scores)} scores ({len(stream)} distinct) for {len(live)} transactions")
     offline = backtest_all(live, settings)
-    assert_same(stream, offline)
+    assert_same(stream, offline, live)
     featured, names = feature_frame(live)
     by_id = featured.set_index("transaction_id")
     for tid in list(stream)[:200]:

@@ -19,34 +19,15 @@ from models.lineage import data_lineage, frame_hash, git_commit
 from models.registry import ModelRegistry
 from models.reports import ArmEvidence
 from models.train import TrainConfig, TrainResult, train_model
+from tests.integration.frames import TOY_FEATURES, toy_frame
 
-FEATURES = ["amount_z", "velocity_1h", "merchant_risk"]
+FEATURES = TOY_FEATURES
 NAME = "fraud-detector-rollout"
-
-
-def _frame(n: int = 4000, days: int = 45, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    start = pd.Timestamp("2024-03-01", tz="UTC")
-    event_time = start + pd.to_timedelta(np.sort(rng.uniform(0, days * 86400, n)), unit="s")
-    fraud = rng.random(n) < 0.06
-    return pd.DataFrame({
-        "amount_z": rng.normal(0, 1, n) + 2.0 * fraud,
-        "velocity_1h": rng.poisson(1 + 3 * fraud, n).astype(float),
-        "merchant_risk": rng.random(n),
-        "is_fraud": fraud,
-        "event_time": event_time,
-        "label_time": event_time + pd.to_timedelta(rng.uniform(0.5, 10, n), unit="D"),
-        "amount": rng.gamma(2.0, 40.0, n),
-        "card_id": rng.integers(0, 300, n).astype(str),
-        "channel": rng.choice(["pos", "ecom", "atm"], n),
-        "country": rng.choice(["FR", "DE", "ES", "IT"], n),
-        "mcc": rng.choice(["5411", "5812", "5999"], n),
-    })
 
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return _frame()
+    return toy_frame(4000, slices=True)
 
 
 @pytest.fixture(scope="module")

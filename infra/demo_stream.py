@@ -20,7 +20,7 @@ from confluent_kafka import Producer, TopicPartition
 from infra.errors import ServiceError
 from infra.settings import Settings
 from replay.history import iter_transactions, label_records
-from streams.clients import make_consumer
+from streams.clients import make_consumer, produce_when_room
 
 
 def fraud_labels_between(frame: pd.DataFrame, start: pd.Timestamp,
@@ -71,12 +71,7 @@ def _flush(producer: Producer) -> None:
 def _produce(producer: Producer, topic: str, record: dict[str, object]) -> None:
     value = json.dumps(record, separators=(",", ":")).encode()
     key = str(record["card_id"]).encode()
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key)
-            return
-        except BufferError:  # local queue full: serve delivery callbacks to make room
-            producer.poll(0.1)
+    produce_when_room(producer, topic, value, key)
 
 
 def warmup_settings(settings: Settings) -> Settings:

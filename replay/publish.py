@@ -34,7 +34,7 @@ import pandas as pd
 from infra.errors import ConfigurationError, InvalidInput, ServiceError
 from infra.settings import Settings
 from replay.history import iter_transactions, read_history
-from streams.clients import make_producer
+from streams.clients import make_producer, produce_when_room
 
 
 class Clock(Protocol):
@@ -233,13 +233,8 @@ def _produce_all(df: pd.DataFrame, kafka: ProducerLike, topic: str, clock: Clock
             kafka.poll(0)
             clock.sleep(min(wait, progress_interval))
         value = json.dumps(record, separators=(",", ":")).encode()
-        while True:
-            try:
-                kafka.produce(topic, value=value, key=record["card_id"].encode(),
-                              on_delivery=partial(deliveries.row, i))
-                break
-            except BufferError:  # local queue full: serve callbacks to make room
-                kafka.poll(0.1)
+        produce_when_room(kafka, topic, value, record["card_id"].encode(),
+                          on_delivery=partial(deliveries.row, i))
         deliveries.produced += 1
         deliveries.last_event = record["event_time"]
         if deliveries.produced % 1000 == 0:

@@ -36,6 +36,19 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
     return Producer(config)
 
 
+def produce_when_room(producer: Any, topic: str, value: bytes | None,
+                      key: bytes | None, **kwargs: Any) -> None:
+    """``producer.produce`` (a confluent-kafka ``Producer`` or a stand-in), serving
+    delivery callbacks while the local queue is full (the broker slow or away); the
+    caller's ``flush`` timeout bounds the wait for delivery."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, **kwargs)
+            return
+        except BufferError:  # local queue full: serve delivery callbacks to make room
+            producer.poll(0.1)
+
+
 def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
     """A consumer with manual commits: offsets are committed only after work is done."""
     config: dict[str, Any] = {

@@ -28,7 +28,7 @@ from features.stream.service import ensure_stream_topics
 from infra.settings import Settings
 from infra.workers import WorkerProcess
 from replay.history import label_records
-from streams.clients import make_consumer, make_producer
+from streams.clients import make_consumer, make_producer, produce_when_room
 from tests.integration.deployed import drain, prepare
 
 N_CARD = len(CARD_FEATURE_NAMES)
@@ -50,13 +50,8 @@ def deploy(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
 def publish_labels(frame: pd.DataFrame, settings: Settings) -> None:
     producer = make_producer(settings)
     for record in label_records(frame):
-        value = json.dumps(record).encode()
-        while True:
-            try:
-                producer.produce(settings.topic_labels, key=record["card_id"], value=value)
-                break
-            except BufferError:  # local queue full (the broker is slow or away): make room
-                producer.poll(0.1)
+        produce_when_room(producer, settings.topic_labels, json.dumps(record).encode(),
+                          record["card_id"].encode())
         producer.poll(0)
     assert producer.flush(120) == 0
 

@@ -163,6 +163,23 @@ def test_redis_restarted(deployed: tuple[Settings, pd.DataFrame],
     _outage(deployed, service_settings, "redis", 3, "redis restarted")
 
 
+def owned(worker: WorkerProcess) -> list[int]:
+    """The partitions of ``worker``'s latest assignment (its last ready line)."""
+    lines = [ln for ln in worker.log_tail(400).splitlines() if READY_MARKER in ln]
+    if not lines:
+        return []
+    listed = lines[-1].split("partitions [", 1)[1].split("]", 1)[0]
+    return [int(p) for p in listed.split(",") if p.strip()]
+
+
+def wait_shared(workers: list[WorkerProcess], partitions: int, timeout: float = 180) -> None:
+    """Wait until ``workers`` each own an equal share of the ``partitions``."""
+    deadline = time.monotonic() + timeout
+    while sorted(len(owned(w)) for w in workers) != [partitions // len(workers)] * len(workers):
+        assert time.monotonic() < deadline, {w.name: w.log_tail(20) for w in workers}
+        time.sleep(0.5)
+
+
 def test_scale_out_kill_one_then_add_one(settings: Settings,
                                          stream: tuple[pd.DataFrame, pd.DataFrame],
                                          tmp_path: Path) -> None:
@@ -171,19 +188,23 @@ def test_scale_out_kill_one_then_add_one(settings: Settings,
     live = stream[1]
     started = time.monotonic()
     workers: dict[str, WorkerProcess] = {"0": stage(s, "0"), "1": stage(s, "1")}
+    wait_shared(list(workers.values()), 8)  # the kill hits a group of two, not one
     publisher = Publisher(s, live, SIZE.rate)
     publisher.start()
     try:
         wait_decisions(s, 2000)
+        dead = owned(workers["1"])
+        killed_at = time.time()
         workers["1"].kill()
-        time.sleep(6)
+        time.sleep(15)  # the takeover is measured alone, before the third worker joins
         workers["2"] = stage(s, "2")
         publisher.finish()
-        v = verdict(s, live, timeout=600)
+        v = verdict(s, live, timeout=600, killed=(killed_at, dead))
         assert workers["0"].alive() and workers["2"].alive()
         decided = count_scores(s)
     finally:
         for w in workers.values():
             w.stop()
     assert decided == len(live)
+    print(f"partitions {dead} of the killed worker decided again after {v.takeover_s:.1f}s")
     report("2 workers on 8 partitions, one killed, one added", v, started, *workers.values())

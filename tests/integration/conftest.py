@@ -85,6 +85,9 @@ def settings(service_settings: Settings, tmp_path: Path) -> Settings:
         update={
             **unique,
             "state_dir": tmp_path / "state",
+            # Redis keys (terminal states, id registry, late log) live under the project: a
+            # test of its own sees no other test's transactions or terminals
+            "feast_project": f"t_{suffix}",
             # no fixed ports: tests may run beside a demo or another test session
             "stream_metrics_port": 0,
             "drift_metrics_port": 0,

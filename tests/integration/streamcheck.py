@@ -90,6 +90,7 @@ class Verdict:
     late_items: int
     excluded: int
     max_gap_s: float  # longest pause between decisions of one partition (availability)
+    takeover_s: float | None = None  # kill -> first decision on each of the dead's partitions
 
     def assert_exact(self) -> None:
         assert self.missing == 0, self
@@ -130,8 +131,10 @@ def late_mask(frame: pd.DataFrame, late: list[dict[str, object]]) -> np.ndarray:
     return mask
 
 
-def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: float = 5.0
-            ) -> Verdict:
+def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: float = 5.0,
+            killed: tuple[float, list[int]] | None = None) -> Verdict:
+    """Every committed decision against the core; ``killed`` = (when, the partitions of a
+    worker killed then) also measures how long those partitions went undecided."""
     scores = drain(settings, settings.topic_scores, len(frame), timeout=timeout, settle=settle)
     records = [json.loads(m.value() or b"{}") for m in scores]
     counts = Counter(r["transaction_id"] for r in records)
@@ -164,7 +167,20 @@ def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: flo
               f"{row['event_time']} {names} online {online[i, N_CARD:].tolist()} "
               f"core {expected[i, N_CARD:].tolist()}")
     return Verdict(len(ids), len(records), len(missing), dup, int(card_bad.sum()),
-                   int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores))
+                   int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores),
+                   None if killed is None else takeover(scores, *killed))
+
+
+def takeover(scores: list[Message], killed_at: float, partitions: list[int]) -> float:
+    """Seconds from ``killed_at`` (epoch s) until every one of ``partitions`` had a
+    decision again (``inf`` if one never had)."""
+    at_ms = killed_at * 1000
+    first: dict[int, float] = {}
+    for m in scores:
+        p, ts = m.partition() or 0, m.timestamp()[1]
+        if p in partitions and ts >= at_ms:
+            first[p] = min(first.get(p, float("inf")), ts)
+    return max((first.get(p, float("inf")) - at_ms) / 1000 for p in partitions)
 
 
 def max_gap(scores: list[Message]) -> float:

@@ -13,7 +13,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,8 @@ class Verdict:
     late_items: int
     excluded: int
     max_gap_s: float  # longest pause between decisions of one partition (availability)
-    takeover_s: float | None = None  # kill -> first decision on each of the dead's partitions
+    # per kill: seconds until each of the killed worker's partitions was decided again
+    takeover_s: list[float] = field(default_factory=list)
 
     def assert_exact(self) -> None:
         assert self.missing == 0, self
@@ -132,9 +134,10 @@ def late_mask(frame: pd.DataFrame, late: list[dict[str, object]]) -> np.ndarray:
 
 
 def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: float = 5.0,
-            killed: tuple[float, list[int]] | None = None) -> Verdict:
-    """Every committed decision against the core; ``killed`` = (when, the partitions of a
-    worker killed then) also measures how long those partitions went undecided."""
+            kills: Sequence[tuple[float, list[int]]] = ()) -> Verdict:
+    """Every committed decision against the core; ``kills`` (when, the partitions of the
+    worker killed then) also measures how long those partitions went undecided: the
+    takeover of each kill the next one did not cut short."""
     scores = drain(settings, settings.topic_scores, len(frame), timeout=timeout, settle=settle)
     records = [json.loads(m.value() or b"{}") for m in scores]
     counts = Counter(r["transaction_id"] for r in records)
@@ -168,7 +171,7 @@ def verdict(settings: Settings, frame: pd.DataFrame, timeout: float, settle: flo
               f"core {expected[i, N_CARD:].tolist()}")
     return Verdict(len(ids), len(records), len(missing), dup, int(card_bad.sum()),
                    int(term_bad.sum()), len(late), int(excluded.sum()), max_gap(scores),
-                   None if killed is None else takeover(scores, *killed))
+                   takeovers(scores, kills))
 
 
 def takeover(scores: list[Message], killed_at: float, partitions: list[int]) -> float:
@@ -181,6 +184,17 @@ def takeover(scores: list[Message], killed_at: float, partitions: list[int]) -> 
         if p in partitions and ts >= at_ms:
             first[p] = min(first.get(p, float("inf")), ts)
     return max((first.get(p, float("inf")) - at_ms) / 1000 for p in partitions)
+
+
+def takeovers(scores: list[Message], kills: Sequence[tuple[float, list[int]]]) -> list[float]:
+    """:func:`takeover` of each kill, but of those whose partitions were served again
+    before the next kill (a worker killed while it starts has no takeover of its own)."""
+    out = []
+    for i, (at, partitions) in enumerate(kills):
+        took = takeover(scores, at, partitions)
+        if i + 1 == len(kills) or at + took < kills[i + 1][0]:
+            out.append(round(took, 2))
+    return out
 
 
 def max_gap(scores: list[Message]) -> float:

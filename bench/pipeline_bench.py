@@ -12,6 +12,10 @@ Measures, in one run against a local Kafka + Redis started for it:
    (also after its first 5 s; a decision counts when a read_committed reader sees it), and
    CPU per decision of every process at that rate, and the broker's CPU per record of
    the publisher alone at that rate (into a topic nobody reads: the load generator's share);
+   Before them, ``--warmup`` seconds at each rate are published and decided unmeasured:
+   the broker's JIT compiler spends most of a core for the first minute or so of a new
+   traffic mix (JFR: C2 compiler threads), which a long-running broker has behind it —
+   measured cold, the first rate read 2.96 ms/tx broker CPU at 250 tx/s, warm 1.13;
 4. CPU of every process while idle (nothing published);
 5. peak resident memory of every process.
 Prints the numbers and writes them to ``bench-results/pipeline.json``.
@@ -68,13 +72,14 @@ def service_pids(settings: Settings) -> dict[str, int]:
     return {name: r.pid for name, r in records.items() if r is not None}
 
 
-_SAMPLE = re.compile(r'^fraudstream_stream_(phase_seconds_total\{phase="(\w+)"\}|batches_total) '
-                     r'([0-9.e+-]+)$', re.MULTILINE)
+_SAMPLE = re.compile(r'^fraudstream_stream_(phase_seconds_total\{phase="(\w+)"\}|'
+                     r'gc_seconds_total\{generation="(\d)"\}|batches_total) ([0-9.e+-]+)$',
+                     re.MULTILINE)
 
 
 def stage_counters(ports: list[int]) -> dict[str, float]:
-    """The stage workers' loop time by phase (s) and batch count, summed over their
-    ``/metrics``."""
+    """The stage workers' loop time by phase (s; ``gcN``: collector pauses of generation N,
+    inside the phases) and batch count, summed over their ``/metrics``."""
     out: dict[str, float] = {}
     for port in ports:
         try:
@@ -83,8 +88,8 @@ def stage_counters(ports: list[int]) -> dict[str, float]:
         except OSError:
             continue
         for m in _SAMPLE.finditer(text):
-            key = m.group(2) or "batches"
-            out[key] = out.get(key, 0.0) + float(m.group(3))
+            key = m.group(2) or (f"gc{m.group(3)}" if m.group(3) else "batches")
+            out[key] = out.get(key, 0.0) + float(m.group(4))
     return out
 
 
@@ -237,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", default="250,1000,2000",
                         help="publish rates (tx/s) of the latency runs, comma-separated")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds published (unmeasured) at each rate before the runs")
     parser.add_argument("--workers", type=int, default=1,
                         help="stream worker processes (one consumer group)")
     args = parser.parse_args(argv)
@@ -244,14 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
     results: dict[str, Any] = {"transactions": args.transactions, "rates": rates,
                                "workers": args.workers}
-    needed = args.transactions + sum(int(rate * args.seconds) for rate in rates)
+    needed = args.transactions + sum(int(rate * (args.seconds + args.warmup)) for rate in rates)
     customers = max(2000, needed // 11)  # ~12 transactions per card in the 7 live days
     frame = simulate(SimulationConfig(n_customers=customers, n_terminals=1500, days=21, seed=3))
     history = frame[frame["event_time"] < frame["event_time"].min() + pd.Timedelta(days=14)]
     live = frame[frame["event_time"] >= frame["event_time"].min() + pd.Timedelta(days=14)]
     backlog, rest = live.head(args.transactions), live.iloc[args.transactions :]
-    paced, at = [], 0
+    paced, warm, at = [], [], 0
     for rate in rates:
+        warm.append(rest.iloc[at : at + int(rate * args.warmup)])
+        at += int(rate * args.warmup)
         paced.append(rest.iloc[at : at + int(rate * args.seconds)])
         at += int(rate * args.seconds)
     if at > len(rest):
@@ -309,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             results["idle_cpu_pct"] = idle_cpu(pids, 5.0)
             print(f"CPU while idle (% of a core): {results['idle_cpu_pct']}", flush=True)
+            for rate, frame_at_rate in zip(rates, warm, strict=True):
+                if len(frame_at_rate):
+                    print(f"warming up at {rate:.0f} tx/s for {args.warmup:.0f} s", flush=True)
+                    publish_history(write_history(frame_at_rate, work / f"warm-{rate:.0f}.parquet"),
+                                    settings, max_rate=rate, progress=None)
+                    collector.wait_for(set(frame_at_rate["transaction_id"]), timeout=600)
+            results["warmup_s_per_rate"] = args.warmup
             results["latency_ms"] = []
             for rate, frame_at_rate in zip(rates, paced, strict=True):
                 alone = publisher_cost(settings, frame_at_rate, rate,

@@ -79,7 +79,11 @@ class Settings(BaseSettings):
         description="internal, compacted: card states, committed with the stage's outputs")
     consumer_group_stream: str = "fraudstream-stream"
     stream_batch_size: int = Field(default=1000, ge=1)
-    stream_batch_ms: int = Field(default=20, ge=1)
+    stream_batch_ms: int = Field(
+        default=50, ge=1, description="a batch closes this long after the previous one "
+        "closed, or sooner when stream_batch_records came")
+    stream_batch_records: int = Field(
+        default=25, ge=1, description="records that close a batch before stream_batch_ms")
     stream_session_timeout_ms: int = Field(default=6_000, ge=6_000, le=300_000)
     stream_transaction_timeout_ms: int = Field(
         default=5_000, ge=1_000, description="a killed worker's open transaction is aborted by "

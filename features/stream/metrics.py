@@ -32,6 +32,7 @@ class StageMetrics:
     restore_seconds: Histogram
     phase_seconds: Counter  # by phase of the loop (where a batch's time goes)
     batches: Counter
+    gc_seconds: Counter  # by generation: the interpreter's collection pauses
 
     def set_model(self, role: str, version: str | None) -> None:
         self.model_info.clear() if role == "batch" else None
@@ -79,4 +80,7 @@ def build_stage_metrics(registry: CollectorRegistry | None = None) -> StageMetri
                               "release, process, produce, offsets, commit).", ["phase"],
                               namespace=ns, registry=r),
         batches=Counter("batches", "Micro-batches committed.", namespace=ns, registry=r),
+        gc_seconds=Counter("gc_seconds", "Time the loop stood still in Python's garbage "
+                           "collector, by generation.", ["generation"], namespace=ns,
+                           registry=r),
     )

@@ -99,6 +99,7 @@ class StreamStage:
         self._in_txns = metrics.records_in.labels(input="transactions")
         self._in_labels = metrics.records_in.labels(input="labels")
         self._clock = time.perf_counter()
+        self._closed = self._clock  # when the last batch stopped gathering
 
     def _tick(self, phase: str) -> None:
         """Charge the wall time since the previous tick to ``phase``."""
@@ -233,7 +234,7 @@ class StreamStage:
         if consumer is None:
             raise ServiceError("stage has no consumer")
         self._tick("other")
-        messages = consumer.consume(self.s.stream_batch_size, self.s.stream_batch_ms / 1000)
+        messages = self._gather(consumer)
         self._tick("consume")
         now = self.wall_ms()
         for msg in messages:
@@ -250,6 +251,29 @@ class StreamStage:
         if time.monotonic() - self._lag_at > LAG_EVERY_S:
             self._observe_lag(consumer)
             self._tick("lag")
+
+    def _gather(self, consumer: Consumer) -> list[Message]:
+        """The next batch's messages: until ``stream_batch_records`` records came or
+        ``stream_batch_ms`` passed since the previous batch closed (its processing and
+        commit count toward the wait), then whatever is already fetched, up to
+        ``stream_batch_size``. So a slow stream makes few transactions of several records
+        each, a busy one batches of ``stream_batch_records`` without waiting, and a backlog
+        full batches."""
+        s = self.s
+        deadline = self._closed + s.stream_batch_ms / 1000
+        out: list[Message] = []
+        records = 0
+        while records < s.stream_batch_records:
+            wait = deadline - time.perf_counter()
+            if wait <= 0:
+                break
+            got = consumer.consume(s.stream_batch_records - records, wait)
+            out.extend(got)
+            records += sum(1 for m in got if m.error() is None)  # end-of-partition events
+        if records < s.stream_batch_size:
+            out.extend(consumer.consume(s.stream_batch_size - records, 0))
+        self._closed = time.perf_counter()
+        return out
 
     def _ingest(self, msg: Message, now: int) -> None:
         topic, p, err = msg.topic() or "", msg.partition() or 0, msg.error()

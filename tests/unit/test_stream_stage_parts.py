@@ -307,3 +307,79 @@ def test_a_failed_assignment_forgets_the_offsets_and_resets_the_clients(
         s._on_assign(_Consumer(), [stage_module.TopicPartition("tx", 1, 7)])  # type: ignore[arg-type]
     assert isinstance(info.value.__cause__, ServiceError)  # the restore's failure, kept
     assert not isinstance(info.value, ServiceError) and s.offsets == {}
+
+
+class _Msg:
+    """A consumed record (``eof``: an end-of-partition event instead)."""
+
+    def __init__(self, eof: bool = False) -> None:
+        self.eof = eof
+
+    def error(self) -> object | None:
+        return "end of partition" if self.eof else None
+
+
+class _ScriptedConsumer:
+    """Answers ``consume(n, timeout)`` from a script; records each call's arguments."""
+
+    def __init__(self, *answers: list[_Msg]) -> None:
+        self.answers, self.calls = list(answers), []  # type: list[list[_Msg]], list[tuple[int, float]]
+
+    def consume(self, n: int, timeout: float) -> list[_Msg]:
+        self.calls.append((n, timeout))
+        return self.answers.pop(0) if self.answers else []
+
+
+def _gathering_stage(records: int, ms: int) -> object:
+    import time
+    from types import SimpleNamespace
+
+    from features.stream.stage import StreamStage
+
+    st = StreamStage.__new__(StreamStage)
+    st.s = SimpleNamespace(stream_batch_records=records, stream_batch_ms=ms,  # type: ignore[assignment]
+                           stream_batch_size=1000)
+    st._closed = time.perf_counter()
+    return st
+
+
+def test_a_batch_closes_on_its_record_count_then_takes_what_is_already_fetched() -> None:
+    st = _gathering_stage(records=3, ms=60_000)
+    consumer = _ScriptedConsumer([_Msg(), _Msg(eof=True)], [_Msg(), _Msg()], [_Msg()] * 5)
+    got = st._gather(consumer)  # type: ignore[attr-defined]
+    assert len(got) == 9
+    # 3 records asked; an end-of-partition event is not a record, so 2 more; then no wait
+    assert [n for n, _ in consumer.calls] == [3, 2, 997]
+    assert consumer.calls[-1][1] == 0 and all(t > 50 for _, t in consumer.calls[:2])
+
+
+def test_a_batch_closes_on_its_age_counted_from_the_previous_close() -> None:
+    import time
+
+    st = _gathering_stage(records=1000, ms=30)
+    st._closed -= 0.030  # the previous batch's processing and commit used the whole window
+    consumer = _ScriptedConsumer([_Msg()])
+    assert len(st._gather(consumer)) == 1  # type: ignore[attr-defined]
+    assert consumer.calls == [(1000, 0)]  # no wait left: only what is already fetched
+    closed = st._closed  # type: ignore[attr-defined]
+    consumer = _ScriptedConsumer()
+    st._gather(consumer)  # type: ignore[attr-defined]
+    assert consumer.calls[0][0] == 1000 and 0 < consumer.calls[0][1] <= 0.030
+    assert st._closed > closed and time.perf_counter() >= st._closed  # type: ignore[attr-defined]
+
+
+def test_garbage_collection_pauses_are_counted_by_generation() -> None:
+    import gc
+
+    from prometheus_client import CollectorRegistry, Counter
+
+    from features.stream.service import gc_timer
+
+    seconds = Counter("gc_seconds", "", ["generation"], registry=(r := CollectorRegistry()))
+    gc.callbacks.append(hook := gc_timer(seconds))
+    try:
+        gc.collect(1)
+    finally:
+        gc.callbacks.remove(hook)
+    assert r.get_sample_value("gc_seconds_total", {"generation": "1"}) > 0
+    assert r.get_sample_value("gc_seconds_total", {"generation": "2"}) is None

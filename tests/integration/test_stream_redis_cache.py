@@ -80,3 +80,55 @@ def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
         for redis in (mine, other):
             _drop(redis, project)
             redis.close()
+
+
+def test_a_batch_is_written_in_one_call_as_feast_reads_it(settings: Settings) -> None:
+    """The batch's one EVAL leaves each feature row as the Feast layout (read back by the
+    stage's own reader), with the registry entries, card snapshots, terminal states and
+    the online TTL on every key."""
+    import numpy as np
+
+    from features.core import FEATURE_NAMES
+    from features.redis_layout import (
+        TRANSACTION_VIEW,
+        card_state_key,
+        encode_string,
+        feature_fields,
+        terminal_state_key,
+    )
+
+    project = settings.feast_project + "-batch"
+    settings = settings.model_copy(update={"feast_project": project})
+    redis = StageRedis(settings)
+    values = np.random.default_rng(3).uniform(-1e6, 1e6, (300, len(FEATURE_NAMES)))
+    vectors = {f"tx-{i}": tuple(v) for i, v in enumerate(values.tolist())}
+
+    def compute(states: dict[str, TerminalState | None], marks: dict[str, Any]
+                ) -> tuple[Writes, set[str]]:
+        states["t:T1"] = TerminalState()
+        writes = Writes(
+            rows=[(tid, f"card-{i % 7}", "t:T1", 1_700_000_000_123 + i, v)
+                  for i, (tid, v) in enumerate(vectors.items())],
+            registry=[(tid, f"entry-{tid}".encode()) for tid in vectors],
+            cards=[(f"card-{j}", f"served-{j}".encode()) for j in range(7)])
+        return writes, {"t:T1"}
+
+    try:
+        redis.write(["t:T1"], compute)
+        stored, rows = redis.read_ids(list(vectors))
+        assert stored == [f"entry-{tid}".encode() for tid in vectors]
+        assert rows == vectors  # every value, bit for bit
+        client = redis.client
+        card_field, terminal_field = feature_fields(TRANSACTION_VIEW, ["card_id", "terminal"])
+        row = client.hmget(redis._row_key("tx-8"), [card_field, terminal_field])  # type: ignore[arg-type]
+        assert row == [encode_string("card-1"), encode_string("t:T1")]
+        assert client.get(card_state_key(project, "card-3")) == b"served-3"
+        assert client.get(terminal_state_key(project, "t:T1")) is not None
+        keys: list[Any] = list(client.keys(f"*{project}*"))  # type: ignore[arg-type]
+        assert len(keys) == 300 * 2 + 7 + 1
+        assert all(0 < client.ttl(k) <= settings.online_ttl_seconds for k in keys)  # type: ignore[operator]
+    finally:
+        _drop(redis, project)
+        for key in [redis._row_key(tid) for tid in vectors]:
+            redis.client.delete(key)
+        redis.close()

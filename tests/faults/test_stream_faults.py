@@ -33,7 +33,6 @@ from tests.integration.streamcheck import (
     deploy,
     publish_labels,
     stage,
-    stream_settings,
     verdict,
 )
 
@@ -85,7 +84,7 @@ class Publisher(threading.Thread):
 @pytest.fixture
 def deployed(settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame],
              tmp_path: Path) -> Iterator[tuple[Settings, pd.DataFrame]]:
-    s = stream_settings(settings)
+    s = settings
     deploy(s, stream[0], tmp_path)
     yield s, stream[1]
 
@@ -187,7 +186,7 @@ def wait_shared(workers: list[WorkerProcess], partitions: int, timeout: float = 
 def test_scale_out_kill_one_then_add_one(settings: Settings,
                                          stream: tuple[pd.DataFrame, pd.DataFrame],
                                          tmp_path: Path) -> None:
-    s = stream_settings(settings, topic_partitions=8)
+    s = settings.model_copy(update={"topic_partitions": 8})
     deploy(s, stream[0], tmp_path)
     live = stream[1]
     started = time.monotonic()

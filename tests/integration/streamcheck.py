@@ -37,11 +37,6 @@ N_CARD = len(CARD_FEATURE_NAMES)
 LABEL_DERIVED = np.array([n.startswith("card_known_") for n in CARD_FEATURE_NAMES])
 
 
-def stream_settings(settings: Settings, **update: object) -> Settings:
-    return settings.model_copy(update={
-        "feast_project": f"st_{uuid.uuid4().hex[:10]}", "stream_metrics_port": 0, **update})
-
-
 def deploy(settings: Settings, history: pd.DataFrame, tmp_path: Path) -> str:
     version = prepare(settings, history, tmp_path)
     ensure_stream_topics(settings)

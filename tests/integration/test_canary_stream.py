@@ -45,7 +45,7 @@ from replay.publish import publish_history
 from replay.simulator import SimulationConfig, simulate
 from scoring.routing import bucket
 from tests.integration.deployed import drain, split_days
-from tests.integration.streamcheck import count_scores, publish_labels, stage, stream_settings
+from tests.integration.streamcheck import count_scores, publish_labels, stage
 
 DAYS, LIVE_DAYS = 12, 3
 CONFIG = TrainConfig(unknown_labels="genuine", test_days=2, delay_days=1, valid_days=2)
@@ -159,8 +159,9 @@ class Stage:
 def deployed(settings: Settings, world: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
              ) -> Iterator[tuple[Settings, ModelRegistry, Traffic, Stage]]:
     """A champion (v1), a good challenger (v2) and an inverted one (v3); the stage running."""
-    s = stream_settings(settings, mlflow_tracking_uri=None, model_name="fd-canary-stream",
-                        canary_min_decisions=100, canary_min_frauds=3)
+    s = settings.model_copy(update={"mlflow_tracking_uri": None,
+                                    "model_name": "fd-canary-stream",
+                                    "canary_min_decisions": 100, "canary_min_frauds": 3})
     history, live = world
     ensure_infrastructure(s)
     ensure_stream_topics(s)

@@ -103,7 +103,6 @@ def console(settings: Settings, frame: pd.DataFrame, tmp_path: Path) -> Iterator
         tuple[Settings, str]]:
     _chromium_or_fail()
     s = settings.model_copy(update={
-        "feast_project": f"console_{tmp_path.name[-8:].replace('-', '_').lower()}",
         "api_keys": SecretStr(f"alice:{ALICE},bob:{BOB}"), "api_publish_transactions": False})
     prepare(s, split_days(frame, 20)[0], tmp_path)
     with running_workers(s) as workers:

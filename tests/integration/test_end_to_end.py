@@ -8,7 +8,6 @@ malformed one must land in ``transactions.dlq`` with a reason, while both worker
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,11 +59,6 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
 }
 
 
-@pytest.fixture
-def e2e_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"feast_project": f"e2e_{uuid.uuid4().hex[:8]}"})
-
-
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return simulate(SimulationConfig(n_customers=400, n_terminals=200, days=24, seed=11))
@@ -72,17 +66,17 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture
 def workers(
-    e2e_settings: Settings, frame: pd.DataFrame, tmp_path: Path
+    settings: Settings, frame: pd.DataFrame, tmp_path: Path
 ) -> Iterator[dict[str, WorkerProcess]]:
-    prepare(e2e_settings, split_days(frame, 20)[0], tmp_path)
-    with running_workers(e2e_settings) as procs:
+    prepare(settings, split_days(frame, 20)[0], tmp_path)
+    with running_workers(settings) as procs:
         yield procs
 
 
 def test_each_valid_transaction_scored_exactly_once_and_bad_input_dead_lettered(
-    e2e_settings: Settings, frame: pd.DataFrame, workers: dict[str, WorkerProcess]
+    settings: Settings, frame: pd.DataFrame, workers: dict[str, WorkerProcess]
 ) -> None:
-    s = e2e_settings
+    s = settings
     records = list(iter_transactions(split_days(frame, 20)[1].head(3000)))
     bad = list(MALFORMED.items())
     with TransactionProducer(s) as producer:

@@ -28,7 +28,7 @@ from replay.simulator import SimulationConfig, simulate
 from scoring.state_store import RedisStateStore, features_for
 from streams.schema import Transaction
 from tests.integration.deployed import drain, split_days
-from tests.integration.streamcheck import deploy, stage, stream_settings
+from tests.integration.streamcheck import deploy, stage
 
 
 def as_json(state: Any) -> Any:
@@ -57,7 +57,7 @@ def wait_snapshot(online: OnlineFeatures, key: str, expected: Any, worker: Worke
 
 
 def test_worker_writes_snapshots_the_api_scores_from(settings: Settings, tmp_path: Path) -> None:
-    s = stream_settings(settings)
+    s = settings
     frame = simulate(SimulationConfig(n_customers=300, n_terminals=150, days=14, seed=3))
     history, live = split_days(frame, 12)
     deploy(s, history, tmp_path)

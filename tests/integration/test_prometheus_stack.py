@@ -22,7 +22,6 @@ import re
 import socket
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,7 +96,6 @@ def ops_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={
         **ports,
         "topic_transactions": "transactions",  # the name the NoDecisions alert selects
-        "feast_project": f"ops_{uuid.uuid4().hex[:8]}",
         "metrics_host": "127.0.0.1",
         "api_key": SecretStr(API_KEY),
         "drift_window": "count", "drift_window_rows": 250, "drift_min_rows": 100,

@@ -42,8 +42,7 @@ def _drop(redis: StageRedis, project: str) -> None:
 
 
 def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
-    project = settings.feast_project + "-cache"
-    settings = settings.model_copy(update={"feast_project": project})
+    project = settings.feast_project
     mine, other = StageRedis(settings), StageRedis(settings)
     seen: Seen = []
     try:
@@ -97,8 +96,7 @@ def test_a_batch_is_written_in_one_call_as_feast_reads_it(settings: Settings) ->
         terminal_state_key,
     )
 
-    project = settings.feast_project + "-batch"
-    settings = settings.model_copy(update={"feast_project": project})
+    project = settings.feast_project
     redis = StageRedis(settings)
     values = np.random.default_rng(3).uniform(-1e6, 1e6, (300, len(FEATURE_NAMES)))
     vectors = {f"tx-{i}": tuple(v) for i, v in enumerate(values.tolist())}

@@ -19,7 +19,6 @@ from tests.integration.streamcheck import (
     deploy,
     publish_labels,
     stage,
-    stream_settings,
     verdict,
 )
 
@@ -33,7 +32,7 @@ def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_one_worker_decides_each_transaction_once_with_core_features(
     settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
-    s = stream_settings(settings)
+    s = settings
     history, live = stream
     live = live.reset_index(drop=True)
     assert len(live) >= 5_000 and live["is_fraud"].sum() > 0
@@ -53,7 +52,7 @@ def test_one_worker_decides_each_transaction_once_with_core_features(
 def test_repeats_decided_once_conflicts_and_bad_keys_dead_lettered(
     settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
-    s = stream_settings(settings)
+    s = settings
     history, live = stream
     live = live.head(300).reset_index(drop=True)
     deploy(s, history, tmp_path)

@@ -50,11 +50,6 @@ class ScoreCounter(threading.Thread):
         assert self.count >= n, f"only {self.count} scores after {timeout}s"
 
 
-@pytest.fixture
-def iso_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"feast_project": f"rec_{uuid.uuid4().hex[:8]}"})
-
-
 @pytest.fixture(scope="module")
 def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = simulate(SimulationConfig(n_customers=4000, n_terminals=1000, days=19, seed=5))
@@ -62,9 +57,9 @@ def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_stream_stage_killed_repeatedly_decides_every_transaction_exactly_once(
-    iso_settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+    settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
-    s = iso_settings
+    s = settings
     history, live = stream
     assert len(live) >= 50_000
     prepare(s, history, tmp_path)
@@ -95,9 +90,9 @@ def test_stream_stage_killed_repeatedly_decides_every_transaction_exactly_once(
 
 
 def test_moving_the_champion_mid_stream_switches_versions_without_gap_or_duplicate(
-    iso_settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+    settings: Settings, stream: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
-    s = iso_settings
+    s = settings
     history, live = stream
     live = live.head(20_000)
     first = prepare(s, history, tmp_path)

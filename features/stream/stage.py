@@ -55,14 +55,13 @@ _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 log = logging.getLogger("fraudstream.features.stream")
 
 READY_MARKER = "stream stage ready"
+LAG_EVERY_S = 5.0
+PHASES = ("consume", "ingest", "release", "process", "produce", "offsets", "commit", "account",
+          "control", "models", "lag", "other")
 
 
 class AssignmentFailed(RuntimeError):
     """Restoring the states of newly assigned partitions failed (the clients are reset)."""
-
-LAG_EVERY_S = 5.0
-PHASES = ("consume", "ingest", "release", "process", "produce", "offsets", "commit", "account",
-          "control", "models", "lag", "other")
 
 
 def encode_record(record: dict[str, Any]) -> bytes:

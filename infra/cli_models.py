@@ -131,13 +131,12 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
 
 
 def _since_ms(text: str) -> int:
-    import pandas as pd
+    from models.retrain import utc
 
     try:
-        when = pd.Timestamp(text)
+        when = utc(text)
     except ValueError as exc:
         raise ConfigurationError(f"--since {text!r}: not a time ({exc})") from None
-    when = when.tz_localize("UTC") if when.tzinfo is None else when
     return int(when.value // 1_000_000)
 
 

@@ -6,7 +6,7 @@ handbook's own columns, and runs what a user runs on the published dataset::
 
     fraudstream replay backtest FILE --mapping handbook-mapping.yaml --test-end 2018-08-15
 
-(the ``replay backtest`` defaults: train 21 days, delay 7, test 7 — the benchmark's test
+(the ``replay backtest`` defaults: train 42 days, delay 7, test 7 — the benchmark's test
 week 2018-08-08 .. 14 — labels known 7 days after each transaction). It prints, per seed
 and as mean ± std over seeds, the model's and the logistic-regression baseline's metrics
 (:mod:`models.metrics`: AP over all test rows and on the published test set, card

@@ -121,7 +121,35 @@ def split_windows(event_time: pd.Series, config: TrainConfig) -> dict[str, pd.Ti
     }
 
 
-def _params(config: TrainConfig, y_fit: np.ndarray, nthread: int, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainRows:
+    """The rows :func:`train_model` fits, early-stops and tests on (boolean masks), and
+    which train labels are known at the config's cut-off."""
+
+    windows: dict[str, pd.Timestamp]
+    in_train: np.ndarray
+    known: np.ndarray
+    labeled: np.ndarray
+    fit: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+def train_rows(times: pd.Series, label_times: pd.Series, config: TrainConfig) -> TrainRows:
+    """:class:`TrainRows` of a frame's ``event_time`` and ``label_time`` (UTC)."""
+    w = split_windows(times, config)
+    in_train = ((times >= w["train_start"]) & (times < w["train_end"])).to_numpy()
+    known = (label_times.notna() & (label_times <= w[config.labels_known_at])).to_numpy()
+    labeled = in_train & known if config.unknown_labels == "exclude" else in_train
+    return TrainRows(w, in_train, known, labeled,
+                     fit=labeled & (times < w["valid_start"]).to_numpy(),
+                     valid=labeled & (times >= w["valid_start"]).to_numpy(),
+                     test=((times >= w["test_start"]) & (times < w["test_end"])).to_numpy())
+
+
+def booster_params(config: TrainConfig, y_fit: np.ndarray, nthread: int, seed: int
+                   ) -> dict[str, Any]:
+    """XGBoost parameters of ``config`` (``scale_pos_weight="auto"``: from the fit labels)."""
     n_pos = int(y_fit.sum())
     spw = (
         max(1.0, (y_fit.size - n_pos) / n_pos)
@@ -162,14 +190,10 @@ def train_model(
     if missing:
         raise ModelError(f"training frame lacks columns {missing}")
     times, label_times = _utc(frame["event_time"]), _utc(frame["label_time"])
-    w = split_windows(times, config)
+    rows = train_rows(times, label_times, config)
+    w, in_train, known, labeled = rows.windows, rows.in_train, rows.known, rows.labeled
+    fit_rows, valid_rows, test_rows = rows.fit, rows.valid, rows.test
     cutoff = w[config.labels_known_at]
-    in_train = ((times >= w["train_start"]) & (times < w["train_end"])).to_numpy()
-    known = (label_times.notna() & (label_times <= cutoff)).to_numpy()
-    labeled = in_train & known if config.unknown_labels == "exclude" else in_train
-    fit_rows = labeled & (times < w["valid_start"]).to_numpy()
-    valid_rows = labeled & (times >= w["valid_start"]).to_numpy()
-    test_rows = ((times >= w["test_start"]) & (times < w["test_end"])).to_numpy()
 
     X = frame[names].to_numpy(dtype=np.float64)
     y_final = frame["is_fraud"].to_numpy(dtype=np.int8)
@@ -182,7 +206,7 @@ def train_model(
             "a test window are needed. If genuine labels mature late, use a longer history, "
             "labels_known_at='test_start' or unknown_labels='genuine'"
         )
-    params = _params(config, y_fit, nthread, seed)
+    params = booster_params(config, y_fit, nthread, seed)
     dfit = xgb.DMatrix(X[fit_rows], label=y_fit, feature_names=names, nthread=nthread)
     y_valid = y[valid_rows]
     early = int(y_valid.sum()) > 0 and int(y_valid.sum()) < y_valid.size

@@ -22,7 +22,7 @@ import xgboost as xgb
 
 from infra.errors import ModelError
 from models.metrics import average_precision
-from models.train import TrainConfig, split_windows
+from models.train import TrainConfig, booster_params, train_rows
 
 SEARCH_SPACE = {  # name: (low, high, log scale)
     "max_depth": (3, 8, False),
@@ -41,22 +41,20 @@ class TuneResult:
 
 
 def _split(frame: pd.DataFrame, names: list[str], config: TrainConfig
-           ) -> tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray]:
-    times = pd.to_datetime(frame["event_time"], utc=True)
-    labels = pd.to_datetime(frame["label_time"], utc=True)
-    w = split_windows(times, config)
-    known = (labels.notna() & (labels <= w[config.labels_known_at])).to_numpy()
-    in_train = ((times >= w["train_start"]) & (times < w["train_end"])).to_numpy()
-    rows = in_train & known if config.unknown_labels == "exclude" else in_train
-    fit = rows & (times < w["valid_start"]).to_numpy()
-    valid = rows & (times >= w["valid_start"]).to_numpy()
-    y = np.where(known, frame["is_fraud"].to_numpy(dtype=np.int8), 0)
-    if y[fit].sum() == 0 or y[valid].sum() == 0:
-        raise ModelError(f"cannot tune: the fit rows hold {int(y[fit].sum())} and the "
-                         f"validation tail {int(y[valid].sum())} known fraud; both need some")
+           ) -> tuple[xgb.DMatrix, xgb.DMatrix, np.ndarray, np.ndarray]:
+    """The fit and validation matrices of :func:`~models.train.train_model`'s rows, the
+    validation labels and the fit labels."""
+    rows = train_rows(pd.to_datetime(frame["event_time"], utc=True),
+                      pd.to_datetime(frame["label_time"], utc=True), config)
+    y = np.where(rows.known, frame["is_fraud"].to_numpy(dtype=np.int8), 0)
+    if y[rows.fit].sum() == 0 or y[rows.valid].sum() == 0:
+        raise ModelError(f"cannot tune: the fit rows hold {int(y[rows.fit].sum())} and the "
+                         f"validation tail {int(y[rows.valid].sum())} known fraud; both need "
+                         "some")
     X = frame[names].to_numpy(dtype=np.float64)
-    return (xgb.DMatrix(X[fit], label=y[fit], feature_names=names),
-            xgb.DMatrix(X[valid], label=y[valid], feature_names=names), y[valid])
+    return (xgb.DMatrix(X[rows.fit], label=y[rows.fit], feature_names=names),
+            xgb.DMatrix(X[rows.valid], label=y[rows.valid], feature_names=names),
+            y[rows.valid], y[rows.fit])
 
 
 def tune(frame: pd.DataFrame, feature_names: list[str] | tuple[str, ...],
@@ -67,7 +65,7 @@ def tune(frame: pd.DataFrame, feature_names: list[str] | tuple[str, ...],
     if n_trials < 1:
         raise ModelError(f"n_trials must be >= 1, got {n_trials}")
     names = list(feature_names)
-    dfit, dvalid, y_valid = _split(frame, names, config)
+    dfit, dvalid, y_valid, y_fit = _split(frame, names, config)
     rows: list[dict[str, Any]] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -75,10 +73,7 @@ def tune(frame: pd.DataFrame, feature_names: list[str] | tuple[str, ...],
         for name, (low, high, log) in SEARCH_SPACE.items():
             values[name] = (trial.suggest_int(name, int(low), int(high)) if name == "max_depth"
                             else trial.suggest_float(name, float(low), float(high), log=log))
-        params = {"objective": "binary:logistic", "eval_metric": "aucpr",
-                  "tree_method": "hist", "nthread": nthread, "seed": seed,
-                  "scale_pos_weight": 1.0 if config.scale_pos_weight == "auto" else
-                  float(config.scale_pos_weight), **values}
+        params = booster_params(replace(config, **values), y_fit, nthread, seed)
         booster = xgb.train(params, dfit, num_boost_round=config.num_boost_round,
                             evals=[(dvalid, "valid")],
                             early_stopping_rounds=config.early_stopping_rounds,

@@ -37,7 +37,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -245,6 +245,14 @@ def parse_derive_flag(text: str) -> Derivation:
     return Derivation(target.strip(), source.strip(), tuple(parsed.items()))
 
 
+def _known_keys(given: Iterable[str], allowed: Sequence[str], where: str) -> None:
+    """A ``ConfigurationError`` naming the keys of ``given`` that are not ``allowed``."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown key(s) {unknown}; allowed: "
+                                 f"{', '.join(allowed)}")
+
+
 def parse_derivation(name: str, spec: object) -> Derivation:
     """One entry of a mapping file's ``derive`` table (see the module docstring)."""
     where = f"derive.{name}"
@@ -252,10 +260,7 @@ def parse_derivation(name: str, spec: object) -> Derivation:
         if spec is None or isinstance(spec, list):
             raise ConfigurationError(f"{where}: give a value or {{from: COLUMN, map: ...}}")
         return Derivation(name, value=_scalar(spec, where))
-    unknown = sorted(set(spec) - {"from", "map", "default", "value", "row_number"})
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown key(s) {unknown}; allowed: from, map, "
-                                 f"default, value, row_number")
+    _known_keys(spec, ("from", "map", "default", "value", "row_number"), where)
     table = spec.get("map") or {}
     if not isinstance(table, dict):
         raise ConfigurationError(f"{where}.map must map your value -> field value")
@@ -321,10 +326,7 @@ def load_mapping(path: str | Path | None = None, pairs: Sequence[str] = (),
     """A mapping from an optional file, overridden by ``--map``/``--derive``/``--value``
     flags and a delay flag. A flag for a field replaces the file's entry for it."""
     data: dict[str, Any] = _read_file(Path(path)) if path else {}
-    unknown = sorted(set(data) - set(_KEYS))
-    if unknown:
-        raise ConfigurationError(f"mapping file {path}: unknown key(s) {unknown}; "
-                                 f"allowed: {list(_KEYS)}")
+    _known_keys(data, _KEYS, f"mapping file {path}")
     columns = data.get("columns") or {}
     if not isinstance(columns, dict):
         raise ConfigurationError(f"mapping file {path}: 'columns' must map column -> field")

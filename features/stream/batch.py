@@ -140,10 +140,15 @@ def process(released: dict[TP, list[Item]], txn_topic: str, cards: CardStates,
         writes.late = result.late + card_late
         return writes, result.changed
 
-    terminals = sorted({_terminal(it) for it in items})
-    redis.write(terminals, compute)
+    scored: list[tuple[list[Decided], list[tuple[str, Rejected]]]] = []
+
+    def score() -> None:  # while Redis writes the batch; again if it had to recompute
+        scored[:] = [_decide(kept, vectors, decider, now_ms)]
+
+    redis.write(sorted({_terminal(it) for it in items}), compute, score)
     out.late = writes.late
-    _decide(out, kept, vectors, decider, now_ms)
+    out.decided, rejected = scored[0]
+    out.rejected += rejected
     return out
 
 
@@ -187,21 +192,22 @@ def _finite(vector: tuple[float, ...]) -> bool:
     return math.isfinite(sum(vector)) or all(math.isfinite(v) for v in vector)
 
 
-def _decide(out: Outcome, flat: list[TxnItem], vectors: dict[str, tuple[float, ...]],
-            decider: Decider, now_ms: int) -> None:
+def _decide(flat: list[TxnItem], vectors: dict[str, tuple[float, ...]], decider: Decider,
+            now_ms: int) -> tuple[list[Decided], list[tuple[str, Rejected]]]:
+    """The records of ``flat``'s scorable transactions, and the ones rejected."""
     ready: list[TxnItem] = []
+    rejected: list[tuple[str, Rejected]] = []
     for t in flat:
         vec = vectors.get(t.event.transaction_id)
         if vec is None:
             continue  # a card-level repeat of a recent id (no new features)
         if not _finite(vec):
-            out.rejected.append(("transactions", _reject(
+            rejected.append(("transactions", _reject(
                 t, "non-finite feature value; not written or scored", "non_finite")))
             continue
         ready.append(t)
     decided, failed = decider.decide(
         ready, [vectors[t.event.transaction_id] for t in ready], now_ms)
-    out.decided = decided
-    for i in failed:
-        out.rejected.append(("transactions", _reject(ready[i], "model error on this vector",
-                                                     "model")))
+    rejected += [("transactions", _reject(ready[i], "model error on this vector", "model"))
+                 for i in failed]
+    return decided, rejected

@@ -12,9 +12,10 @@ Keys (project-prefixed, all with the online TTL):
   ``{project}:late`` (hash: id -> JSON of :class:`~features.stream.terminals.Late`).
 
 :meth:`StageRedis.write` runs ``WATCH`` on the batch's terminal keys, reads their states,
-lets the caller compute, and commits everything in one ``MULTI``; when another worker
-changed one of those terminals in between (``WatchError``) the caller recomputes on fresh
-states. Any Redis failure surfaces as :class:`~infra.errors.ServiceError`.
+lets the caller compute, and commits everything in one ``MULTI``, scoring the batch while
+Redis runs it; when another worker changed one of those terminals in between (``EXEC``
+answers nil) the caller recomputes on fresh states. Any Redis failure surfaces as
+:class:`~infra.errors.ServiceError`.
 """
 
 from __future__ import annotations
@@ -150,28 +151,37 @@ class StageRedis:
 
     def write(self, terminals: list[str],
               compute: Callable[[dict[str, TerminalState | None], dict[str, Any]],
-                                tuple[Writes, set[str]]]) -> Writes:
+                                tuple[Writes, set[str]]],
+              overlap: Callable[[], None] = lambda: None) -> Writes:
         """Load ``terminals`` under WATCH, ``compute(states, marks) -> (writes, changed
         keys)`` (``states`` and ``marks`` — each terminal's latest applied item order, kept
         in the state's JSON as ``"ll"`` — mutated in place), then write it all in one
-        MULTI."""
+        MULTI. ``overlap()`` runs while Redis executes that MULTI (the batch scores its
+        vectors meanwhile); after a conflict it runs again with the recomputed ones.
+
+        WATCH and the read go in one round trip, the MULTI in another (raw commands on one
+        pooled connection; a connection left mid-reply by any failure is closed)."""
         keys = [terminal_state_key(self.project, t) for t in terminals]
+        pool = self.client.connection_pool
         try:
             for _ in range(WATCH_RETRIES):
-                with self.client.pipeline(transaction=True) as pipe:
-                    try:
-                        if keys:
-                            pipe.watch(*keys)
-                        raws: list[Any] = pipe.mget(keys) if keys else []  # type: ignore[assignment]
-                        states, marks = self._decode(terminals, raws)
-                        writes, changed = compute(states, marks)
-                        pipe.multi()
-                        written = self._queue(pipe, writes, states, changed, marks)
-                        pipe.execute()
+                conn = pool.get_connection()
+                try:
+                    raws = _call(conn, [("WATCH", *keys), ("MGET", *keys)])[1] if keys else []
+                    states, marks = self._decode(terminals, raws)
+                    writes, changed = compute(states, marks)
+                    commands, written = self._commands(writes, states, changed, marks)
+                    conn.send_packed_command(conn.pack_commands(
+                        [("MULTI",), *commands, ("EXEC",)]))
+                    overlap()
+                    if _exec(conn, len(commands)):
                         self._remember(written)
                         return writes
-                    except redis_lib.WatchError:
-                        continue
+                except BaseException:
+                    conn.disconnect()  # mid-reply or still watching: a new socket next time
+                    raise
+                finally:
+                    pool.release(conn)
         except redis_lib.RedisError as exc:
             raise ServiceError(f"redis write failed: {exc}") from exc
         raise ServiceError(f"terminal states kept changing under this batch "
@@ -201,11 +211,11 @@ class StageRedis:
         while len(self._known) > KNOWN_TERMINALS:
             self._known.pop(next(iter(self._known)))
 
-    def _queue(self, pipe: Any, writes: Writes, states: dict[str, TerminalState | None],
-               changed: set[str], marks: dict[str, Any]
-               ) -> dict[str, tuple[bytes, TerminalState, Any]]:
-        """Queue the batch's writes (one :data:`WRITE_BATCH` call, plus the late log when
-        there is one); return the terminal states written (bytes, state, mark)."""
+    def _commands(self, writes: Writes, states: dict[str, TerminalState | None],
+                  changed: set[str], marks: dict[str, Any]
+                  ) -> tuple[list[tuple[Any, ...]], dict[str, tuple[bytes, TerminalState, Any]]]:
+        """The batch's writes (one :data:`WRITE_BATCH` call, plus the late log when there
+        is one) and the terminal states they write (bytes, state, mark)."""
         ttl, p = self.settings.online_ttl_seconds, self.project
         written = {}
         keys: list[bytes | str] = [self._row_key(tid) for tid, *_ in writes.rows]
@@ -234,14 +244,42 @@ class StageRedis:
         for card, served in writes.cards:
             keys.append(card_state_key(p, card))
             args.append(served)
+        commands: list[tuple[Any, ...]] = []
         if keys:
-            pipe.execute_command("EVAL", WRITE_BATCH, len(keys), *keys, *args)
+            commands.append(("EVAL", WRITE_BATCH, len(keys), *keys, *args))
         if writes.late:
             late_key = f"{p}:late"
-            pipe.hset(late_key, mapping={f"{lt.kind}:{lt.item_id}:{lt.to_ms}":
-                                         orjson.dumps(lt.__dict__) for lt in writes.late})
-            pipe.expire(late_key, ttl)
-        return written
+            late = (x for lt in writes.late
+                    for x in (f"{lt.kind}:{lt.item_id}:{lt.to_ms}", orjson.dumps(lt.__dict__)))
+            commands += [("HSET", late_key, *late), ("EXPIRE", late_key, ttl)]
+        return commands, written
+
+
+def _call(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """``commands`` sent in one write on ``conn``, their replies read in order."""
+    conn.send_packed_command(conn.pack_commands(commands))
+    return [conn.read_response() for _ in commands]
+
+
+def _exec(conn: Any, queued: int) -> bool:
+    """Read the replies of a sent ``MULTI``, ``queued`` commands and ``EXEC``: False when a
+    watched key changed (nothing was written); a command that failed raises."""
+    errors = []
+    for _ in range(queued + 1):  # +OK, then +QUEUED each (or the error queuing it)
+        try:
+            conn.read_response()
+        except redis_lib.ResponseError as exc:
+            errors.append(exc)
+    try:
+        replies = conn.read_response()
+    except redis_lib.ResponseError as exc:  # EXECABORT: a command was refused at queuing
+        raise (errors[0] if errors else exc) from exc
+    if replies is None:
+        return False
+    failed = [r for r in replies if isinstance(r, redis_lib.ResponseError)]
+    if failed:
+        raise failed[0]
+    return True
 
 
 def read_late(client: redis_lib.Redis, project: str) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ same partition count; the range assignor gives partition ``p`` of both to the sa
 which owns the card states of ``p`` (:mod:`features.stream.cards`). Per micro-batch, in ONE
 Kafka transaction: the released records (:mod:`features.stream.release`) are processed
 (:mod:`features.stream.batch`: card states, labels, terminal states and feature rows written
-to Redis before scoring, decisions from the vectors just computed), and ``scores``,
+to Redis — the batch is scored from the vectors just computed while Redis runs that write,
+and nothing is produced before it succeeded), and ``scores``,
 ``alerts``, dead letters, the card-state changelog and the input offsets are committed
 together. So a crash anywhere rewinds to the last commit and the redo is deterministic;
 Redis writes of a rolled-back batch are recognised by the id registry and reused.

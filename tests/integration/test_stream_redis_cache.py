@@ -81,6 +81,41 @@ def test_reuses_its_own_state_and_rereads_anothers(settings: Settings) -> None:
             redis.close()
 
 
+def test_a_conflict_recomputes_and_overlaps_again(settings: Settings) -> None:
+    """Another worker writes a watched terminal between the read and the MULTI: nothing of
+    the first attempt is written, the batch is recomputed on the other's state and the work
+    overlapped with the write (scoring) runs again on it. Work that fails while Redis
+    writes leaves the connection usable."""
+    project = settings.feast_project
+    mine, other = StageRedis(settings), StageRedis(settings)
+    seen: Seen = []
+    overlapped: list[Any] = []
+    bump = _bump(seen, 1)
+
+    def compute(states: dict[str, TerminalState | None], marks: dict[str, Any]
+                ) -> tuple[Writes, set[str]]:
+        if not seen:  # the first attempt: the other worker writes in between
+            other.write(["t"], _bump([], 9))
+        return bump(states, marks)
+
+    try:
+        mine.write(["t"], compute, lambda: overlapped.append(seen[-1][1]))
+        assert seen == [(None, None), (seen[1][0], [9, 0, "tx-9"])]
+        assert overlapped == [None, [9, 0, "tx-9"]]
+
+        def fail() -> None:
+            raise RuntimeError("scoring failed")
+
+        with pytest.raises(RuntimeError):
+            mine.write(["t"], _bump(seen, 2), fail)
+        mine.write(["t"], _bump(seen, 3))
+        assert seen[-1][1] == [2, 0, "tx-2"]  # the MULTI was sent before scoring failed
+    finally:
+        for redis in (mine, other):
+            _drop(redis, project)
+            redis.close()
+
+
 def test_a_batch_is_written_in_one_call_as_feast_reads_it(settings: Settings) -> None:
     """The batch's one EVAL leaves each feature row as the Feast layout (read back by the
     stage's own reader), with the registry entries, card snapshots, terminal states and

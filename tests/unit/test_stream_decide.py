@@ -343,10 +343,11 @@ class FakeRedis:
     def read_ids(self, tids: list[str]) -> tuple[list[Any], dict[str, Any]]:
         return [self.registry.get(t) for t in tids], {}
 
-    def write(self, terminals: list[str], compute: Any) -> Writes:
+    def write(self, terminals: list[str], compute: Any, overlap: Any = lambda: None) -> Writes:
         states = {t: self.states.get(t) for t in terminals}
         marks = {t: self.marks.get(t) for t in terminals}
         writes, _ = compute(states, marks)
+        overlap()
         self.states.update(states)
         self.marks.update(marks)
         self.registry.update(writes.registry)

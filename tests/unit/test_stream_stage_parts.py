@@ -223,8 +223,9 @@ class _Redis:
     def read_ids(self, tids: list[str]) -> tuple[list, dict]:
         return [None] * len(tids), {}
 
-    def write(self, terminals: list[str], compute) -> object:  # noqa: ANN001
+    def write(self, terminals: list[str], compute, overlap=lambda: None) -> object:  # noqa: ANN001
         writes, _ = compute({t: None for t in terminals}, {})
+        overlap()
         self.writes.append(writes)
         return writes
 

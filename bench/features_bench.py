@@ -35,10 +35,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process (from /proc; other processes on the box do not
-    inflate it, unlike wall-clock rates)."""
+    """User + system CPU seconds of a process and of its children it has reaped (Redis's
+    forked AOF rewrites), from /proc: other processes on the box do not inflate it, unlike
+    wall-clock rates."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def reads(settings: Settings, repeat: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from bench.features_bench import process_cpu_s
@@ -188,7 +189,7 @@ class Collector:
             for m in batch:
                 if m.error() is not None:
                     continue
-                record = json.loads(m.value() or b"{}")
+                record = orjson.loads(m.value() or b"{}")
                 tid = record["transaction_id"]
                 self.scores[tid] = (time.perf_counter(), record)
                 # the decision's produce time minus its publish -> decide latency = publish

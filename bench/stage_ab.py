@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = [step(s) for s in args.plan.split(",") if s]
     configure_label_delay(Settings().label_delay_days)
     per_round = sum(n if kind == "drain" else n * (WARM_S + s) for kind, n, s in plan)
-    need = int(20_000 + args.rounds * len(args.variant) * per_round)
+    need = int(20_000 + args.rounds * len(args.variant) * (200 + per_round))
     frame = simulate(SimulationConfig(n_customers=max(2000, need // 11), n_terminals=1500,
                                       days=21, seed=3))
     start = frame["event_time"].min() + pd.Timedelta(days=14)
@@ -125,6 +125,9 @@ def run_variant(v: dict[str, Any], rnd: int, plan: list[tuple[str, float, float]
     try:
         if backlog is not None:
             collector.wait_for(set(backlog["transaction_id"]), timeout=900)
+        ready = take(200)  # the worker is up and assigned before anything is measured
+        publish_history(write_history(ready, work / "r.parquet"), settings, progress=None)
+        collector.wait_for(set(ready["transaction_id"]), timeout=300)
         for kind, n, seconds in plan:
             if kind == "paced":
                 warm = take(int(n * WARM_S))

@@ -37,7 +37,7 @@ chaos: setup ## the stream fault suite at full size (SIGKILL storm, broker/Redis
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy streams features models scoring drift replay infra
+	$(VENV)/bin/mypy streams features models scoring drift replay infra bench
 
 deploy-sync: ## copy the Prometheus rules and the dashboard into the Helm chart's files/
 	cp infra/deploy/prometheus/rules/*.yml infra/deploy/helm/fraudstream/files/rules/

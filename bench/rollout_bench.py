@@ -66,10 +66,10 @@ def main() -> None:
     out["routing_per_card_us"] = (time.perf_counter() - started) / len(cards) * 1e6
     rng = np.random.default_rng(1)
     n = 100_000
-    arms = [ArmEvidence(s, s >= 0.9, (rng.random(n) < 0.03).astype(float))
-            for s in (rng.beta(1, 8, n), rng.beta(1, 8, n))]
+    champion, canary = (ArmEvidence(s, s >= 0.9, (rng.random(n) < 0.03).astype(float))
+                        for s in (rng.beta(1, 8, n), rng.beta(1, 8, n)))
     started = time.perf_counter()
-    decide_step(0.5, *arms)
+    decide_step(0.5, champion, canary)
     out["gates_100k_decisions_per_arm_s"] = time.perf_counter() - started
     for key, value in out.items():
         print(f"{key:34s} {value:.4f}")

@@ -9,8 +9,8 @@ from bench.stage_ab import step, variant
 
 def test_a_variant_names_a_checkout_and_settings() -> None:
     assert variant("base") == {"name": "base", "checkout": None, "overrides": {}}
-    assert variant("old@/tmp/old:stream_batch_ms=50,stream_batch_records=10") == {
-        "name": "old", "checkout": "/tmp/old",
+    assert variant("old@../before:stream_batch_ms=50,stream_batch_records=10") == {
+        "name": "old", "checkout": "../before",
         "overrides": {"stream_batch_ms": "50", "stream_batch_records": "10"}}
 
 

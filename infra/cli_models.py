@@ -131,7 +131,7 @@ def _decisions(args: argparse.Namespace, settings: Settings) -> pd.DataFrame:
 
 
 def _since_ms(text: str) -> int:
-    from models.retrain import utc
+    from infra.timestamps import utc
 
     try:
         when = utc(text)

@@ -86,7 +86,7 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from models.retrain import utc
+    from infra.timestamps import utc
 
     now = None
     if args.now is not None:

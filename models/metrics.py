@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from infra.timestamps import utc
+
 NAN = float("nan")
 
 
@@ -152,8 +154,7 @@ def known_since_ms(card_id: Any, is_fraud: Any, label_time: Any, event_time: Any
         np.float64)
     ms[times.isna().to_numpy() | ~fraud] = np.inf
     if event_time is not None and since is not None:
-        start = pd.Timestamp(since)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start
+        start = utc(since)
         events = pd.to_datetime(pd.Series(event_time), utc=True).reset_index(drop=True)
         ms[(events < start).to_numpy()] = np.inf
     first = pd.Series(ms).groupby(pd.Series(cards)).transform("min")

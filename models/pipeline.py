@@ -20,6 +20,7 @@ from features.definitions import FEATURE_SERVICE_NAME
 from features.vectorised import compute_features_vectorised
 from infra.errors import InvalidInput
 from infra.settings import Settings
+from infra.timestamps import utc
 from models.train import REQUIRED, TrainConfig, TrainResult, train_model
 
 log = logging.getLogger("fraudstream.models.pipeline")
@@ -34,8 +35,7 @@ def train_config(**windows: float | str | None) -> TrainConfig:
     ``train`` command's ``--train-days/--delay-days/--test-days/--valid-days/--test-end``."""
     changes: dict[str, object] = {k: v for k, v in windows.items() if v is not None}
     if isinstance(changes.get("test_end"), str):
-        end = pd.Timestamp(str(changes["test_end"]))
-        changes["test_end"] = end.tz_localize("UTC") if end.tzinfo is None else end
+        changes["test_end"] = utc(str(changes["test_end"]))
     return replace(DEFAULT_CONFIG, **changes)  # type: ignore[arg-type]
 
 

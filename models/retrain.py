@@ -41,6 +41,7 @@ from drift.triggers import (
     TriggerState,
 )
 from infra.settings import Settings
+from infra.timestamps import utc
 from models import audit
 from models.metrics import fraud_metrics
 from models.promotion import PromotionDecision, PromotionPolicy, decide
@@ -117,11 +118,6 @@ def promotion_policy_from(settings: Settings) -> PromotionPolicy:
         primary_metric=s.promotion_primary_metric, min_improvement=s.promotion_min_improvement,
         guardrail_metric=s.promotion_guardrail_metric,
         recall_tolerance=s.promotion_recall_tolerance, min_frauds=s.promotion_min_frauds)
-
-
-def utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def labels_as_of(frame: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:

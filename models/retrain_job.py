@@ -29,7 +29,8 @@ from drift.reference import SCORE, Reference
 from drift.sustained import SustainedDrift
 from drift.triggers import TriggerConfig, TriggerDecision
 from infra.settings import Settings
-from models.retrain import Retrainer, RetrainOutcome, retrain_log_path, utc
+from infra.timestamps import utc
+from models.retrain import Retrainer, RetrainOutcome, retrain_log_path
 from models.retrain_loop import RetrainLoop
 
 

@@ -36,6 +36,7 @@ import pandas as pd
 import xgboost as xgb
 
 from infra.errors import ModelError
+from infra.timestamps import utc
 from models.baseline import SOURCE_FEATURES, fit_baseline
 from models.metrics import fraud_metrics, known_since_ms, known_window_start
 from models.profile import reference_profile
@@ -100,8 +101,7 @@ def split_windows(event_time: pd.Series, config: TrainConfig) -> dict[str, pd.Ti
     """Window bounds for ``config`` over ``event_time`` (UTC timestamps)."""
     times = _utc(event_time)
     if config.test_end is not None:
-        test_end = pd.Timestamp(config.test_end)
-        test_end = test_end.tz_localize("UTC") if test_end.tzinfo is None else test_end
+        test_end = utc(config.test_end)
     else:
         test_end = times.max().floor("D") + pd.Timedelta(days=1)
     test_start = test_end - pd.Timedelta(days=config.test_days)

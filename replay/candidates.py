@@ -29,6 +29,7 @@ import pandas as pd
 
 from infra.errors import ConfigurationError, ModelError
 from infra.settings import Settings
+from infra.timestamps import utc
 from models.train import TrainConfig, train_model
 from scoring.policy import Policy, policy_for
 
@@ -49,9 +50,7 @@ class Model:
         there are in-sample, and the backtest flatters it."""
         if self.train_window is None:
             return False
-        start, end = (pd.Timestamp(t) for t in self.train_window)
-        start = start.tz_localize("UTC") if start.tzinfo is None else start
-        end = end.tz_localize("UTC") if end.tzinfo is None else end
+        start, end = (utc(t) for t in self.train_window)
         return bool(start < test_end and test_start < end)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:

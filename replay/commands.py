@@ -18,6 +18,7 @@ from typing import Protocol
 import pandas as pd
 
 from infra.settings import Settings
+from infra.timestamps import utc
 from replay import checkpoint
 from replay.backtest import BacktestConfig, feature_frame, run_backtest
 from replay.candidates import STREAM_POLICY, PolicySpec, parse_policy, registry_model
@@ -114,10 +115,7 @@ def backtest_file(settings: Settings, path: Path, mapping: ColumnMapping,
     step()
     models = [registry_model(settings, spec) for spec in options.models]
     policies: list[PolicySpec] = [parse_policy(p) for p in options.policies] or [STREAM_POLICY]
-    test_end = pd.Timestamp(options.test_end) if options.test_end else None
-    if test_end is not None:
-        test_end = (test_end.tz_localize("UTC") if test_end.tzinfo is None
-                    else test_end.tz_convert("UTC"))
+    test_end = utc(options.test_end) if options.test_end else None
     config = BacktestConfig(calibration_days=options.calibration_days, budget=options.budget,
                             k=options.k).with_windows(
         train_days=options.train_days, delay_days=options.delay_days,

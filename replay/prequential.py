@@ -23,6 +23,7 @@ import pandas as pd
 
 from infra.errors import ConfigurationError
 from infra.settings import Settings
+from infra.timestamps import utc
 from replay.backtest import BacktestConfig, BacktestResult, run_backtest
 from replay.candidates import STREAM_POLICY, Model, PolicySpec
 from replay.evaluation import pr_curve
@@ -48,9 +49,8 @@ def fold_ends(times: pd.Series, config: BacktestConfig, step_days: float,
         raise ConfigurationError("prequential folds need train_days")
     if step_days <= 0:
         raise ConfigurationError("step_days must be > 0")
-    last = (pd.Timestamp(t.test_end) if t.test_end is not None
-            else times.max().floor("D") + pd.Timedelta(days=1))
-    last = last.tz_localize("UTC") if last.tzinfo is None else last
+    last = utc(t.test_end if t.test_end is not None
+               else times.max().floor("D") + pd.Timedelta(days=1))
     span = pd.Timedelta(days=t.test_days + t.delay_days + t.train_days)
     ends: list[pd.Timestamp] = []
     end = last

@@ -109,23 +109,26 @@ def test_sigkill_storm(deployed: tuple[Settings, pd.DataFrame]) -> None:
     s, live = deployed
     started = time.monotonic()
     worker = stage(s)
-    assert worker.wait_for_log(READY_MARKER, timeout=180), worker.log_tail(40)
-    publisher = Publisher(s, live, SIZE.rate)
-    publisher.start()
-    wait_decisions(s, 500)
-    hit: list[int] = []
-    kills: list[tuple[float, list[int]]] = []
-    for i, wait in enumerate(SIZE.kills):  # both shorter and longer than a start-up
-        time.sleep(wait)
-        kills.append((time.time(), list(range(s.topic_partitions))))
-        worker.kill()
-        if i in (len(SIZE.kills) // 2, len(SIZE.kills) - 1):
-            hit.append(count_scores(s))
-        worker = stage(s)
-    publisher.finish()
-    print(f"decisions committed at the middle and the last kill: {hit}")
-    assert hit[0] < len(live)  # the kills hit a stream still being decided
-    try:
+    try:  # whatever fails, the last worker started is stopped
+        assert worker.wait_for_log(READY_MARKER, timeout=180), worker.log_tail(40)
+        publisher = Publisher(s, live, SIZE.rate)
+        publisher.start()
+        waited = time.monotonic()
+        wait_decisions(s, 500)
+        print(f"the first 500 decisions came {time.monotonic() - waited:.1f} s after "
+              "publishing started")
+        hit: list[int] = []
+        kills: list[tuple[float, list[int]]] = []
+        for i, wait in enumerate(SIZE.kills):  # both shorter and longer than a start-up
+            time.sleep(wait)
+            kills.append((time.time(), list(range(s.topic_partitions))))
+            worker.kill()
+            if i in (len(SIZE.kills) // 2, len(SIZE.kills) - 1):
+                hit.append(count_scores(s))
+            worker = stage(s)
+        publisher.finish()
+        print(f"decisions committed at the middle and the last kill: {hit}")
+        assert hit[0] < len(live)  # the kills hit a stream still being decided
         v = verdict(s, live, timeout=600, kills=kills)
     finally:
         worker.stop()

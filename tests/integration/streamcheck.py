@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import Message
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from features.backfill import compute_features
 from features.card import CARD_FEATURE_NAMES, terminal_key
@@ -58,18 +58,23 @@ def stage(settings: Settings, instance: str = "0") -> WorkerProcess:
 
 
 def count_scores(settings: Settings) -> int:
-    """Committed ``scores`` records so far (a fresh reader each call)."""
-    consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}",
-                             enable_partition_eof=True)
-    consumer.subscribe([settings.topic_scores])
-    n, ends, deadline = 0, 0, time.monotonic() + 30
+    """Committed ``scores`` records up to each partition's end when called (a fresh reader
+    each call). The end is the high watermark taken first: a read_committed reader reaches
+    it once the transaction open at that moment ends. (Waiting for an end-of-partition
+    event on every partition instead took until a 30 s deadline while the stage kept a
+    transaction open on most partitions most of the time.)"""
+    topic = settings.topic_scores
+    consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}")
+    parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    n, deadline = 0, time.monotonic() + 30
     try:
-        while ends < settings.topic_partitions and time.monotonic() < deadline:
-            for m in consumer.consume(5000, 0.5):
-                if m.error() is None:
-                    n += 1
-                else:
-                    ends += 1
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        left = {p for p, end in ends.items() if end > 0}
+        while left and time.monotonic() < deadline:
+            n += sum(1 for m in consumer.consume(5000, 0.2) if m.error() is None)
+            left -= {tp.partition for tp in consumer.position(parts)
+                     if tp.offset >= ends[tp.partition]}
     finally:
         consumer.close()
     return n

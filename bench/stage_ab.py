@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.features_bench import process_cpu_s
-from bench.pipeline_bench import SMALL_HISTORY, Collector, percentiles, service_pids
+from bench.pipeline_bench import SMALL_HISTORY, Collector, paced_latency, service_pids
 from features.terminal import configure_label_delay
 from infra.bootstrap import bootstrap
 from infra.services.process import free_ports
@@ -134,30 +133,38 @@ def run_variant(v: dict[str, Any], rnd: int, plan: list[tuple[str, float, float]
                 publish_history(write_history(warm, work / "w.parquet"), settings, max_rate=n,
                                 progress=None)
                 collector.wait_for(set(warm["transaction_id"]), timeout=600)
-            frame = take(int(n * seconds) if kind == "paced" else int(n))
-            ids = set(frame["transaction_id"])
-            before = {name: process_cpu_s(pid) for name, pid in pids.items()}
-            publish_history(write_history(frame, work / "p.parquet"), settings,
-                            max_rate=n if kind == "paced" else None, progress=None)
-            got = collector.wait_for(ids, timeout=600)
-            cpu = {name: round((process_cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
-                   for name, pid in pids.items()}
-            row: dict[str, Any] = {"variant": v["name"], "round": rnd,
-                                   "step": f"{kind} {n:g}", "decided": len(got), "cpu": cpu,
-                                   "cpu_total": round(sum(c for k, c in cpu.items()
-                                                          if k != "bench"), 4)}
-            if kind == "paced":
-                row |= percentiles(np.array([collector.visible_ms[r["transaction_id"]]
-                                             for _, r in got], dtype=float))
+                run = paced_latency(  # the latency step of bench.pipeline_bench
+                    settings, collector, take(int(n * seconds)), n, work / "p.parquet", pids,
+                    [port])
+                cpu, decided = run.pop("cpu_ms_per_tx"), run.pop("decided")
+                extra = {k: run[k] for k in ("p50", "p99", "after_5s", "at_decide",
+                                             "stage_wall_ms_per_tx")}
             else:
-                arrivals = [t for t, _ in got]
-                row["per_s"] = round(len(got) / max(1e-9, arrivals[-1] - arrivals[0]))
+                cpu, decided, extra = drain(settings, collector, take(int(n)), work, pids)
+            row: dict[str, Any] = {"variant": v["name"], "round": rnd,
+                                   "step": f"{kind} {n:g}", "decided": decided, "cpu": cpu,
+                                   "cpu_total": round(sum(c for k, c in cpu.items()
+                                                          if k != "bench"), 4), **extra}
             print(json.dumps(row), flush=True)
             out.append(row)
     finally:
         worker.stop()
         time.sleep(1.0)  # its group membership leaves before the next variant joins
     return out
+
+
+def drain(settings: Settings, collector: Collector, frame: pd.DataFrame, work: Path,
+          pids: dict[str, int | None]) -> tuple[dict[str, float], int, dict[str, Any]]:
+    """``frame`` published at once: each process's CPU per decision, the decisions, and
+    decisions per second from the first to the last."""
+    ids = set(frame["transaction_id"])
+    before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+    publish_history(write_history(frame, work / "d.parquet"), settings, progress=None)
+    got = collector.wait_for(ids, timeout=600)
+    cpu = {name: round((process_cpu_s(pid) - before[name]) * 1000 / len(ids), 4)
+           for name, pid in pids.items()}
+    arrivals = [t for t, _ in got]
+    return cpu, len(got), {"per_s": round(len(got) / max(1e-9, arrivals[-1] - arrivals[0]))}
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ features that differ outside what the workers recorded as late (must be none).
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import Message
 
 from features.backfill import compute_features
 from features.card import CARD_FEATURE_NAMES, terminal_key
@@ -28,8 +26,9 @@ from features.stream.redis_io import read_late
 from features.stream.service import ensure_stream_topics
 from infra.settings import Settings
 from infra.workers import WorkerProcess
+from models.topic_read import read_topic
 from replay.history import label_records
-from streams.clients import make_consumer, make_producer, produce_when_room
+from streams.clients import make_producer, produce_when_room
 from tests.integration.deployed import drain, prepare
 
 N_CARD = len(CARD_FEATURE_NAMES)
@@ -58,26 +57,12 @@ def stage(settings: Settings, instance: str = "0") -> WorkerProcess:
 
 
 def count_scores(settings: Settings) -> int:
-    """Committed ``scores`` records up to each partition's end when called (a fresh reader
-    each call). The end is the high watermark taken first: a read_committed reader reaches
-    it once the transaction open at that moment ends. (Waiting for an end-of-partition
-    event on every partition instead took until a 30 s deadline while the stage kept a
-    transaction open on most partitions most of the time.)"""
-    topic = settings.topic_scores
-    consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}")
-    parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-    n, deadline = 0, time.monotonic() + 30
-    try:
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        left = {p for p, end in ends.items() if end > 0}
-        while left and time.monotonic() < deadline:
-            n += sum(1 for m in consumer.consume(5000, 0.2) if m.error() is None)
-            left -= {tp.partition for tp in consumer.position(parts)
-                     if tp.offset >= ends[tp.partition]}
-    finally:
-        consumer.close()
-    return n
+    """Committed ``scores`` records up to each partition's end when called
+    (:func:`models.topic_read.read_topic`: a read_committed reader reaches an end taken
+    while a transaction was open once that transaction ends. Waiting for an
+    end-of-partition event on every partition instead took until a 30 s deadline while
+    the stage kept a transaction open on most partitions most of the time)."""
+    return len(read_topic(settings, settings.topic_scores, timeout=30))
 
 
 @dataclass

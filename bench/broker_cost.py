@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.features_bench import process_cpu_s
 from bench.pipeline_bench import service_pids
+from features.stream.stage import TXN_RETRY_BACKOFF_MS
 from infra.settings import Settings
 from infra.testing import running_services
 from streams.clients import make_admin, make_consumer, make_producer
@@ -80,7 +81,8 @@ def reader(settings: Settings, topics: list[str], **overrides: Any) -> tuple[Loo
 
 def transactional_copy(settings: Settings, inputs: list[str], out: str, commit_ms: int) -> Loop:
     name = f"cost-{uuid.uuid4().hex[:6]}"
-    producer = make_producer(settings, transactional_id=name, linger_ms=2)
+    producer = make_producer(settings, transactional_id=name, linger_ms=2,
+                             retry_backoff_ms=TXN_RETRY_BACKOFF_MS)
     producer.init_transactions(30)
     consumer: Consumer = make_consumer(settings, name, auto_offset_reset="latest",
                                        partition_assignment_strategy="range")

@@ -398,3 +398,28 @@ def test_a_repeat_is_not_decided_again_and_a_conflict_is_dead_lettered(
     (letter,) = [parse_dead_letter(v) for v in producer.on(st.s.topic_dlq)]
     assert "conflict" in letter.reason and letter.offset == 2
     assert producer.commits == 2 and producer.offsets[-1] == {("transactions", 0): 3}
+
+
+def test_the_transactional_producer_retries_a_busy_coordinator_quickly(
+        booster: xgb.Booster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction begun while the coordinator still writes the previous commit's markers
+    is answered CONCURRENT_TRANSACTIONS and retried after ``retry.backoff.ms``; librdkafka's
+    100 ms default stalled every such batch by 100+ ms (docs/features.md, Speed)."""
+    made: dict[str, dict[str, Any]] = {}
+
+    class Client:
+        def __init__(self, kind: str, **config: Any) -> None:
+            made[kind] = config
+
+        def init_transactions(self, timeout: float) -> None: ...
+
+        def subscribe(self, topics: list[str], **callbacks: Any) -> None: ...
+
+    monkeypatch.setattr("features.stream.stage.make_producer",
+                        lambda s, **kw: Client("producer", **kw))
+    monkeypatch.setattr("features.stream.stage.make_consumer",
+                        lambda s, group, **kw: Client("consumer", **kw))
+    st, _ = stage(booster)
+    st._open()
+    assert made["producer"]["transactional_id"]
+    assert made["producer"]["retry_backoff_ms"] <= 20  # the Java producer's 20 ms at most
